@@ -1,0 +1,135 @@
+"""System checks for the configuration, run by `manage.py check` and every server start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from coordhub.config import Config, Problem, setting_fields
+
+POSITIVE_SETTINGS = (
+    "requests_per_minute",
+    "read_requests_per_minute",
+    "max_concurrent_operations",
+    "cleanup_interval_seconds",
+    "slot_lease_seconds",
+    "operation_timeout_seconds",
+    "operation_retention_days",
+    "poll_initial_interval_ms",
+    "poll_max_interval_ms",
+    "poll_max_attempts",
+    "leader_heartbeat_ms",
+    "leader_timeout_ms",
+    "web_processes",
+)
+
+
+def variable(name: str) -> str:
+    """Return the environment variable that sets `name`."""
+    return next(spec.metadata["variable"] for spec in setting_fields() if spec.name == name)
+
+
+def described(config: Config, name: str) -> str:
+    """Return `VARIABLE is VALUE (from SOURCE)` for messages."""
+    return f"{variable(name)} is {getattr(config, name)!r} (from {config.sources[name]})"
+
+
+def message(problem: Problem) -> checks.CheckMessage:
+    kind = checks.Warning if problem.warning else checks.Error
+    return kind(problem.msg, hint=problem.hint or None, id=problem.id)
+
+
+@checks.register("coordhub")
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report every configuration problem at once."""
+    config: Config = settings.COORDHUB
+    found = [message(problem) for problem in config.problems]
+    found += [
+        checks.Error(
+            f"{described(config, name)}; it must be a positive whole number.",
+            hint=f"Set {variable(name)} to 1 or more.",
+            id="coordhub.E002",
+        )
+        for name in POSITIVE_SETTINGS
+        if getattr(config, name) <= 0
+    ]
+    if config.poll_multiplier <= 1.0:
+        found.append(
+            checks.Error(
+                f"{described(config, 'poll_multiplier')}; polls would never back off.",
+                hint="Set POLL_MULTIPLIER above 1.0 (1.2 is the default).",
+                id="coordhub.E003",
+            )
+        )
+    if config.poll_max_interval_ms < config.poll_initial_interval_ms:
+        found.append(
+            checks.Error(
+                f"{described(config, 'poll_max_interval_ms')}, below "
+                f"{described(config, 'poll_initial_interval_ms')}.",
+                hint="The longest poll interval must be at least the first one.",
+                id="coordhub.E004",
+            )
+        )
+    if config.leader_timeout_ms <= config.leader_heartbeat_ms:
+        found.append(
+            checks.Error(
+                f"{described(config, 'leader_timeout_ms')}, not above "
+                f"{described(config, 'leader_heartbeat_ms')}; leadership would flap.",
+                hint="Give the leader timeout at least two or three heartbeats.",
+                id="coordhub.E005",
+            )
+        )
+    found += production_problems(config)
+    found += cache_problems(config)
+    return found
+
+
+def production_problems(config: Config) -> list[checks.CheckMessage]:
+    """Production needs its own database and secret key."""
+    if config.profile != "production":
+        return []
+    found = []
+    if not config.database_url:
+        found.append(
+            checks.Error(
+                "The production profile needs DATABASE_URL; it is unset.",
+                hint="Set DATABASE_URL, e.g. postgres://user:password@host:5432/coordhub.",
+                id="coordhub.E006",
+            )
+        )
+    if settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+        found.append(
+            checks.Error(
+                "The production profile needs SECRET_KEY; it is unset.",
+                hint="Set SECRET_KEY to a long random string kept out of the repository.",
+                id="coordhub.E007",
+            )
+        )
+    return found
+
+
+def cache_problems(config: Config) -> list[checks.CheckMessage]:
+    """Rate-limit counters must be shared by every web process."""
+    if config.redis_url:
+        return []
+    if config.web_processes > 1:
+        return [
+            checks.Error(
+                f"{described(config, 'web_processes')} but the cache is local memory, "
+                "so each process would keep its own rate-limit counters.",
+                hint="Set REDIS_URL so that every web process shares one cache.",
+                id="coordhub.E008",
+            )
+        ]
+    if config.database_url.startswith(("postgres", "postgis")):
+        return [
+            checks.Warning(
+                "DATABASE_URL names PostgreSQL (scale-out mode) but REDIS_URL is unset: "
+                "rate limits hold per web process only.",
+                hint="Set REDIS_URL when more than one web process serves coordhub.",
+                id="coordhub.W003",
+            )
+        ]
+    return []

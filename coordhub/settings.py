@@ -1,0 +1,153 @@
+"""Django settings for coordhub, derived from the effective configuration.
+
+The configuration (profiles, JSON file, environment) is loaded once here by
+`coordhub.config.load_config`; everything else reads `settings.COORDHUB` when
+it runs, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from coordhub.config import load_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+COORDHUB = load_config(os.environ, BASE_DIR)
+
+# Used only when SECRET_KEY is unset; coordhub.E006 forbids it in production.
+DEVELOPMENT_SECRET_KEY = "coordhub-development-key-not-for-production"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
+DEBUG = COORDHUB.debug
+ALLOWED_HOSTS = [host.strip() for host in COORDHUB.allowed_hosts.split(",") if host.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_tasks_db",
+    "coordhub",
+    "operations",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "coordhub.urls"
+ASGI_APPLICATION = "coordhub.asgi.application"
+WSGI_APPLICATION = "coordhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+SQLITE_OPTIONS = {
+    # IMMEDIATE: a write transaction takes the lock when it begins, so two
+    # writers queue on the busy timeout instead of failing to upgrade a read lock.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
+
+def database_settings(url: str) -> dict:
+    """Return the default database: `url` if given, else db.sqlite3 in the project."""
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+            "OPTIONS": SQLITE_OPTIONS,
+        }
+    database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
+        database["CONN_MAX_AGE"] = 0
+    return database
+
+
+DATABASES = {"default": database_settings(COORDHUB.database_url)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def cache_settings(url: str) -> dict:
+    """Return the default cache: Redis at `url` if given, else local memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    return {
+        # django-redis keeps one connection pool per process, shared by every
+        # request, where Django's RedisCache opens one per request under ASGI.
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    }
+
+
+CACHES = {"default": cache_settings(COORDHUB.redis_url)}
+
+if COORDHUB.web_processes == 1:
+    # One web process owns every rate-limit counter, so a local-memory cache is
+    # exact there; coordhub.E008 reports a non-shared cache with more processes.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# The web server serves its own few static files (no collectstatic step, no CDN).
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "coordhub": {"handlers": ["console"], "level": COORDHUB.log_level},
+        "operations": {"handlers": ["console"], "level": COORDHUB.log_level},
+        "django_tasks_db": {"handlers": ["console"], "level": COORDHUB.log_level},
+    },
+}

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def service_url(variable: str, name: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        pytest.fail(
+            f"{variable} is unset: {name} tests need the server that `make test` starts "
+            "(run the suite with `make test`, or export the URL of a throwaway server).",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the throwaway Redis server started for this run."""
+    return service_url("COORDHUB_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the throwaway PostgreSQL server started for this run."""
+    return service_url("COORDHUB_TEST_POSTGRES_URL", "PostgreSQL")

@@ -1,0 +1,132 @@
+"""The configuration checks, run as `manage.py check` in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_VARIABLES = ("COORDHUB_ENV", "ENVIRONMENT", "ENV", "DATABASE_URL", "REDIS_URL", "SECRET_KEY")
+
+
+def manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in CONFIG_VARIABLES}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env | environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_default_configuration_passes_the_checks():
+    result = manage("check")
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_zero_requests_per_minute_fails_naming_the_variable():
+    result = manage("check", REQUESTS_PER_MINUTE="0")
+
+    assert result.returncode != 0
+    assert "coordhub.E002" in result.stderr
+    assert "REQUESTS_PER_MINUTE is 0 (from environment REQUESTS_PER_MINUTE)" in result.stderr
+
+
+def test_every_problem_is_reported_at_once():
+    result = manage(
+        "check",
+        MAX_CONCURRENT_OPERATIONS="-1",
+        POLL_MULTIPLIER="1.0",
+        POLL_MAX_INTERVAL_MS="1000",
+        SLOT_LEASE_SECONDS="thirty",
+    )
+
+    assert result.returncode != 0
+    for expected in ("coordhub.E001", "coordhub.E002", "coordhub.E003", "coordhub.E004"):
+        assert expected in result.stderr
+    assert "MAX_CONCURRENT_OPERATIONS is -1" in result.stderr
+    assert "'thirty'" in result.stderr
+
+
+def test_production_without_database_url_or_secret_key_fails():
+    result = manage("check", COORDHUB_ENV="production")
+
+    assert result.returncode != 0
+    assert "coordhub.E006" in result.stderr
+    assert "DATABASE_URL" in result.stderr
+    assert "coordhub.E007" in result.stderr
+
+
+def test_several_web_processes_on_a_local_memory_cache_fail():
+    result = manage("check", WEB_CONCURRENCY="4")
+
+    assert result.returncode != 0
+    assert "coordhub.E008" in result.stderr
+    assert "REDIS_URL" in result.stderr
+
+
+def test_unknown_profile_warns_but_passes():
+    result = manage("check", COORDHUB_ENV="qa")
+
+    assert result.returncode == 0
+    assert "coordhub.W001" in result.stderr
+
+
+def test_coordhub_config_reports_production_limits(postgres_url):
+    result = manage(
+        "coordhub_config",
+        "--json",
+        COORDHUB_ENV="production",
+        DATABASE_URL=postgres_url,
+        SECRET_KEY="x" * 50,
+    )
+
+    assert result.returncode == 0, result.stderr
+    described = json.loads(result.stdout)
+    assert described["profile"] == "production"
+    assert described["settings"]["requests_per_minute"] == {
+        "value": 2,
+        "source": "default (production)",
+        "variable": "REQUESTS_PER_MINUTE",
+    }
+    assert described["settings"]["max_concurrent_operations"]["value"] == 2
+
+
+def test_coordhub_config_table_names_each_source():
+    result = manage("coordhub_config", REQUESTS_PER_MINUTE="12")
+
+    assert result.returncode == 0, result.stderr
+    assert "profile: development" in result.stdout
+    line = next(
+        line
+        for line in result.stdout.splitlines()
+        if "REQUESTS_PER_MINUTE" in line and "READ_" not in line
+    )
+    assert line.split() == ["REQUESTS_PER_MINUTE", "12", "environment", "REQUESTS_PER_MINUTE"]
+
+
+def test_saved_configuration_loads_back_as_a_config_file(tmp_path):
+    saved = tmp_path / "saved.json"
+
+    first = manage(
+        "coordhub_config",
+        "--save",
+        str(saved),
+        COORDHUB_ENV="staging",
+        MAX_CONCURRENT_OPERATIONS="7",
+    )
+    second = manage("coordhub_config", "--json", COORDHUB_CONFIG_FILE=str(saved))
+
+    assert first.returncode == 0, first.stderr
+    assert "database_url" not in json.loads(saved.read_text())
+    settings = json.loads(second.stdout)["settings"]
+    assert settings["max_concurrent_operations"]["value"] == 7
+    assert settings["max_concurrent_operations"]["source"] == f"file {saved}"
+    assert settings["allow_anonymous"]["value"] is False
