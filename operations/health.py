@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+
+from operations.models import WorkerHeartbeat
 
 
 def check_database() -> str | None:
@@ -33,9 +37,22 @@ def check_cache() -> str | None:
     return None
 
 
+def check_workers() -> str | None:
+    """Look for a worker that recorded a heartbeat within one slot lease."""
+    lease = timedelta(seconds=max(15, settings.COORDHUB.slot_lease_seconds))
+    try:
+        alive = WorkerHeartbeat.alive(within=lease).exists()
+    except Exception:  # the database check reports the outage itself
+        return "Worker liveness is unknown while the database does not answer."
+    if not alive:
+        return f"No worker has been seen in the last {lease.seconds} s; operations will not run."
+    return None
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "database": check_database,
     "cache": check_cache,
+    "workers": check_workers,
 }
 
 

@@ -38,7 +38,7 @@ def test_ctrl_c_stops_web_server_and_worker_cleanly(server):
 
 
 def test_a_dead_worker_stops_the_web_server_and_fails(server):
-    worker = next(pid for pid, command in server.children() if "db_worker" in command)
+    worker = next(pid for pid, command in server.children() if "coordhub_worker" in command)
 
     os.kill(worker, signal.SIGKILL)
 

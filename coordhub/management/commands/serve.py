@@ -35,7 +35,7 @@ class Command(BaseCommand):
                 str(options["port"]),
                 "coordhub.asgi:application",
             ],
-            "worker": [sys.executable, manage, "db_worker", "--no-reload", "--interval", "0.5"],
+            "worker": [sys.executable, manage, "coordhub_worker"],
         }
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
         self.stdout.write(

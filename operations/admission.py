@@ -1,0 +1,54 @@
+"""Admission: validate, claim a slot, create the operation, enqueue it once committed.
+
+Every entry point (API, dashboard, admin "retry") starts operations here. A
+refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from operations import metrics
+from operations.exceptions import NoFreeSlot
+from operations.kinds import get_kind
+from operations.models import Operation
+from operations.slots import Hold, claim_slot
+from operations.tasks import run_operation
+
+
+def admit(
+    kind_name: object, params: object, *, client_key: str = "", user: Any = None
+) -> Operation:
+    """Start an operation of `kind_name`, or raise why it cannot start."""
+    config = settings.COORDHUB
+    kind = get_kind(kind_name)
+    cleaned = kind.validate(params)
+    try:
+        with transaction.atomic():
+            operation = Operation.objects.create(
+                kind=kind.name,
+                params=cleaned,
+                client_key=client_key,
+                user=user if user is not None and user.is_authenticated else None,
+            )
+            hold = claim_slot(
+                operation,
+                limit=config.max_concurrent_operations,
+                lease_seconds=config.slot_lease_seconds,
+            )
+            transaction.on_commit(partial(enqueue, operation, hold))
+    except NoFreeSlot:
+        metrics.add(metrics.REJECTIONS)
+        raise
+    return operation
+
+
+def enqueue(operation: Operation, hold: Hold) -> None:
+    """Hand the operation to the task backend; a lost enqueue ends when its lease runs out."""
+    result = run_operation.enqueue(str(operation.id), hold.lease_version)
+    operation.task_id = str(result.id)
+    Operation.objects.filter(pk=operation.id).update(task_id=operation.task_id)

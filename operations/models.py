@@ -1,0 +1,158 @@
+"""Operations, the slot table that caps how many run at once, and lifetime counters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+class OperationQuerySet(models.QuerySet["Operation"]):
+    def active(self) -> OperationQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def finished(self) -> OperationQuerySet:
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def finished_before(self, moment: datetime) -> OperationQuerySet:
+        return self.finished().filter(finished_at__lt=moment)
+
+    def finish(self, status: Status, **fields: object) -> int:
+        """End the active operations in this queryset; return how many ended."""
+        return self.active().update(status=status, finished_at=timezone.now(), **fields)
+
+
+class Operation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    client_key = models.CharField(max_length=128, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    task_id = models.UUIDField(null=True, blank=True, help_text="The task backend's id.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = OperationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.short_id} ({self.status})"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[:8]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class SlotQuerySet(models.QuerySet["Slot"]):
+    def held(self) -> SlotQuerySet:
+        return self.filter(operation__isnull=False)
+
+    def claimable(self, now: datetime) -> SlotQuerySet:
+        """Free slots, and held slots whose lease has run out."""
+        return self.filter(Q(operation__isnull=True) | Q(lease_expires_at__lt=now))
+
+    def expired(self, now: datetime) -> SlotQuerySet:
+        return self.held().filter(lease_expires_at__lt=now)
+
+    def in_service(self, limit: int) -> SlotQuerySet:
+        return self.filter(number__lte=limit)
+
+    def retired(self, limit: int) -> SlotQuerySet:
+        """Slots above the configured count, left by a limit that was lowered."""
+        return self.filter(number__gt=limit)
+
+    def held_by(self, operation_id: uuid.UUID | str, lease_version: int) -> SlotQuerySet:
+        """The slot as long as it still belongs to this holder: the fence."""
+        return self.filter(operation_id=operation_id, lease_version=lease_version)
+
+    def vacate(self) -> int:
+        """Free these slots, moving each to a new lease version."""
+        return self.update(
+            operation=None,
+            lease_expires_at=None,
+            claimed_at=None,
+            lease_version=F("lease_version") + 1,
+        )
+
+
+class Slot(models.Model):
+    """One of `MAX_CONCURRENT_OPERATIONS` pre-created rows; an operation runs while holding one."""
+
+    number = models.PositiveSmallIntegerField(primary_key=True)
+    operation = models.OneToOneField(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="slot"
+    )
+    lease_version = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SlotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"slot {self.number}"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at < (now or timezone.now())
+
+
+class Counter(models.Model):
+    """A lifetime counter, added to atomically by every process."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process's last sign of life, for the health check."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    threads = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} on {self.hostname}"
+
+    @classmethod
+    def alive(cls, within: timedelta) -> models.QuerySet[WorkerHeartbeat]:
+        return cls.objects.filter(last_seen_at__gte=timezone.now() - within)

@@ -1,0 +1,161 @@
+"""The slot table: claim, renew, release and reclaim leases, each fenced by its holder.
+
+A `Hold` names a slot, its holder and the lease version it was claimed at.
+Renewal and release act only while all three still match, so a worker that
+wakes up late cannot free or extend a slot that has passed to someone else.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from operations import metrics
+from operations.exceptions import NoFreeSlot
+from operations.models import Operation, Slot, Status
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A slot as held by one operation under one lease version: the fence token."""
+
+    slot_number: int
+    operation_id: uuid.UUID
+    lease_version: int
+
+
+def ensure_slots(limit: int) -> None:
+    """Create the missing slot rows 1..limit and drop free rows above it."""
+    existing = set(Slot.objects.values_list("number", flat=True))
+    missing = [Slot(number=number) for number in range(1, limit + 1) if number not in existing]
+    Slot.objects.bulk_create(missing, ignore_conflicts=True)
+    # Held rows above the limit stay until released: a lower limit never evicts running work.
+    Slot.objects.retired(limit).filter(operation__isnull=True).delete()
+
+
+@transaction.atomic
+def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
+    """Give `operation` a slot under a fresh lease, or raise NoFreeSlot."""
+    now = timezone.now()
+    if Slot.objects.retired(limit).held().exists() and holders(now, lock=True) >= limit:
+        # A lowered limit is draining: old and new holders together stay within it.
+        raise rejected(limit, now)
+    slot = first_claimable(limit, now)
+    if slot is None:
+        ensure_slots(limit)  # the table may be new, or the limit raised
+        slot = first_claimable(limit, now)
+    if slot is None:
+        raise rejected(limit, now)
+    if slot.operation_id is not None:
+        fail_orphan(slot.operation_id, slot.lease_expires_at)
+    version = slot.lease_version + 1
+    taken = Slot.objects.filter(number=slot.number, lease_version=slot.lease_version).update(
+        operation=operation,
+        lease_version=version,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        claimed_at=now,
+    )
+    if not taken:
+        raise rejected(limit, now)
+    transaction.on_commit(lambda: metrics.add(metrics.ALLOCATIONS))
+    return Hold(slot.number, operation.id, version)
+
+
+def first_claimable(limit: int, now: datetime) -> Slot | None:
+    """Lock and return the lowest-numbered slot that may be claimed."""
+    return (
+        Slot.objects.in_service(limit)
+        .claimable(now)
+        # SKIP LOCKED: a slot being claimed by another request must not block the claim of a
+        # free one. (SQLite ignores it; there the IMMEDIATE transaction serialises claims.)
+        .select_for_update(skip_locked=True)
+        .order_by("number")
+        .first()
+    )
+
+
+def holders(now: datetime, *, lock: bool = False) -> int:
+    """Count the slots held under a live lease (locking every slot row if asked)."""
+    slots = Slot.objects.select_for_update() if lock else Slot.objects.all()
+    return sum(1 for slot in slots.held() if not slot.is_expired(now))
+
+
+def rejected(limit: int, now: datetime) -> NoFreeSlot:
+    """Build the rejection, estimating when a slot may next come free."""
+    soonest = (
+        Slot.objects.held()
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    wait = (soonest - now).total_seconds() if soonest else 1
+    return NoFreeSlot(limit, retry_after=max(1, math.ceil(wait)))
+
+
+def renew(hold: Hold, lease_seconds: int) -> bool:
+    """Extend the lease if the slot is still this holder's; say whether it was."""
+    until = timezone.now() + timedelta(seconds=lease_seconds)
+    held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
+    return held.filter(number=hold.slot_number).update(lease_expires_at=until) == 1
+
+
+def release(hold: Hold) -> bool:
+    """Free the slot if it is still this holder's; say whether it was."""
+    slot = Slot.objects.filter(number=hold.slot_number).values_list("claimed_at", flat=True)
+    claimed_at = slot.first()
+    held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
+    if not held.filter(number=hold.slot_number).vacate():
+        return False
+    metrics.add(metrics.RELEASES)
+    if claimed_at is not None:
+        metrics.add(metrics.HELD_SECONDS, round((timezone.now() - claimed_at).total_seconds()))
+    return True
+
+
+def release_operation(operation_id: uuid.UUID) -> bool:
+    """Free whatever slot `operation_id` holds (for ending a queued operation)."""
+    for hold in holds_of(operation_id):
+        return release(hold)
+    return False
+
+
+def holds_of(operation_id: uuid.UUID) -> list[Hold]:
+    rows = Slot.objects.filter(operation_id=operation_id).values_list("number", "lease_version")
+    return [Hold(number, operation_id, version) for number, version in rows]
+
+
+def reclaim_expired() -> int:
+    """Free every slot whose lease ran out, failing its orphaned operation; return how many."""
+    now = timezone.now()
+    reclaimed = 0
+    for slot in Slot.objects.expired(now):
+        with transaction.atomic():
+            fenced = Slot.objects.filter(
+                number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
+            )
+            if fenced.vacate():
+                fail_orphan(slot.operation_id, slot.lease_expires_at)
+                reclaimed += 1
+    return reclaimed
+
+
+def fail_orphan(operation_id: uuid.UUID, lease_expired_at: datetime | None) -> None:
+    """Fail the operation of a slot whose lease ran out, saying why."""
+    when = lease_expired_at.isoformat(timespec="seconds") if lease_expired_at else "unknown"
+    operation = Operation.objects.filter(pk=operation_id)
+    lost = operation.filter(status=Status.RUNNING).finish(
+        Status.FAILED,
+        error=f"Worker lost: its slot lease expired at {when} without being renewed.",
+    )
+    lost += operation.filter(status=Status.QUEUED).finish(
+        Status.FAILED,
+        error=f"No worker started it before its slot lease expired at {when}.",
+    )
+    transaction.on_commit(lambda: metrics.add(metrics.RECLAIMED))
+    if lost:
+        transaction.on_commit(lambda: metrics.add(metrics.FAILED, lost))
