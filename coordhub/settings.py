@@ -134,7 +134,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # The web server serves its own few static files (no collectstatic step, no CDN).
 WHITENOISE_USE_FINDERS = True
 

@@ -6,6 +6,7 @@ refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
 
 from __future__ import annotations
 
+import uuid
 from functools import partial
 from typing import Any
 
@@ -50,5 +51,5 @@ def admit(
 def enqueue(operation: Operation, hold: Hold) -> None:
     """Hand the operation to the task backend; a lost enqueue ends when its lease runs out."""
     result = run_operation.enqueue(str(operation.id), hold.lease_version)
-    operation.task_id = str(result.id)
+    operation.task_id = uuid.UUID(str(result.id))
     Operation.objects.filter(pk=operation.id).update(task_id=operation.task_id)

@@ -76,7 +76,7 @@ def json_type_errors(form: forms.Form, params: dict[str, Any]) -> dict[str, list
         value = params[name]
         wrong_bool = isinstance(value, bool) and bool not in accepted if accepted else False
         if accepted and (wrong_bool or not isinstance(value, accepted)):
-            expected = " or ".join(JSON_NAMES[t] for t in accepted)
+            expected = " or ".join(dict.fromkeys(JSON_NAMES[t] for t in accepted))
             errors[name] = [f"Must be {expected}, not {JSON_NAMES.get(type(value), 'that')}."]
     return errors
 

@@ -3,9 +3,15 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from operations.maintenance import beat
 from tests.services import free_port
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def worker_alive():
+    beat("test-worker", threads=1)
 
 
 def redis_cache(url: str) -> dict:
@@ -18,17 +24,23 @@ def redis_cache(url: str) -> dict:
     }
 
 
-def test_health_is_200_when_database_and_cache_answer(client):
+@pytest.mark.usefixtures("worker_alive")
+def test_health_is_200_when_database_cache_and_a_worker_answer(client):
     response = client.get("/api/health")
 
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "healthy"
-    assert body["checks"] == {"database": {"status": "up"}, "cache": {"status": "up"}}
+    assert body["checks"] == {
+        "database": {"status": "up"},
+        "cache": {"status": "up"},
+        "workers": {"status": "up"},
+    }
     assert body["failed"] == []
     assert body["timestamp"].endswith("+00:00")
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_health_is_200_on_a_real_redis_cache(client, redis_url):
     with override_settings(CACHES=redis_cache(redis_url)):
         response = client.get("/api/health")
@@ -37,6 +49,7 @@ def test_health_is_200_on_a_real_redis_cache(client, redis_url):
     assert response.json()["checks"]["cache"] == {"status": "up"}
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_health_is_503_naming_the_cache_when_redis_is_down(client):
     with override_settings(CACHES=redis_cache(f"redis://127.0.0.1:{free_port()}/0")):
         response = client.get("/api/health")
@@ -48,6 +61,14 @@ def test_health_is_503_naming_the_cache_when_redis_is_down(client):
     assert body["checks"]["cache"]["status"] == "down"
     assert "cache did not answer" in body["checks"]["cache"]["error"]
     assert body["checks"]["database"] == {"status": "up"}
+
+
+def test_health_is_503_naming_the_workers_when_none_is_alive(client):
+    response = client.get("/api/health")
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["workers"]
+    assert "No worker has been seen" in response.json()["checks"]["workers"]["error"]
 
 
 def test_health_answers_get_only(client):

@@ -1,0 +1,168 @@
+"""Running admitted operations in-process, as the worker's task does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from operations import metrics
+from operations.admission import admit
+from operations.cancellation import cancel
+from operations.exceptions import OperationFinished
+from operations.execution import execute
+from operations.models import Operation, Slot, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def small_limits(configure):
+    configure(max_concurrent_operations=2, slot_lease_seconds=30, operation_timeout_seconds=60)
+
+
+def start(**params) -> tuple[Operation, int]:
+    operation = admit("simulated", params)
+    return operation, Slot.objects.get(operation=operation).lease_version
+
+
+def run_in_thread(operation: Operation, version: int) -> threading.Thread:
+    def target() -> None:
+        try:
+            execute(operation.id, version)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def wait_for_status(operation: Operation, status: Status, timeout: float = 5) -> Operation:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operation.refresh_from_db()
+        if operation.status == status:
+            return operation
+        time.sleep(0.02)
+    raise AssertionError(f"operation stayed {operation.status}, expected {status}")
+
+
+def test_a_successful_operation_completes_with_its_result_and_frees_its_slot():
+    operation, version = start(duration=0.3, data={"job": 7})
+
+    assert execute(operation.id, version) == "completed"
+
+    operation.refresh_from_db()
+    assert operation.status == Status.COMPLETED
+    assert operation.progress == 100
+    assert operation.result == {"duration": 0.3, "processed_data": {"job": 7}}
+    assert operation.started_at <= operation.finished_at
+    assert not Slot.objects.held().exists()
+    counts = metrics.snapshot()
+    assert (counts[metrics.COMPLETED], counts[metrics.RELEASES]) == (1, 1)
+
+
+def test_progress_is_visible_while_it_runs():
+    operation, version = start(duration=1)
+
+    thread = run_in_thread(operation, version)
+    wait_for_status(operation, Status.RUNNING)
+    time.sleep(0.5)
+    operation.refresh_from_db()
+    thread.join()
+
+    assert 20 <= operation.progress <= 80
+    assert operation.message.startswith("step ")
+
+
+def test_a_failing_kind_records_its_error_and_frees_its_slot():
+    operation, version = start(duration=0.1, fail=True)
+
+    assert execute(operation.id, version) == "failed"
+
+    operation.refresh_from_db()
+    assert operation.status == Status.FAILED
+    assert operation.error == (
+        "SimulatedFailure: Simulated failure, as requested by the 'fail' parameter."
+    )
+    assert not Slot.objects.held().exists()
+
+
+def test_an_operation_past_its_timeout_fails_saying_so(configure):
+    configure(operation_timeout_seconds=1)
+    operation, version = start(duration=30)
+
+    started = time.monotonic()
+    execute(operation.id, version)
+
+    operation.refresh_from_db()
+    assert time.monotonic() - started < 3
+    assert operation.status == Status.FAILED
+    assert operation.error == "Timed out after 1 s (OPERATION_TIMEOUT_SECONDS)."
+    assert metrics.snapshot()[metrics.TIMEOUTS] == 1
+    assert not Slot.objects.held().exists()
+
+
+def test_cancelling_a_queued_operation_ends_it_at_once_and_the_task_then_skips_it():
+    operation, version = start(duration=5)
+
+    cancel(operation)
+
+    assert operation.status == Status.CANCELLED
+    assert operation.error == "Cancelled before it started."
+    assert not Slot.objects.held().exists()
+    assert execute(operation.id, version).startswith("skipped")
+    assert Operation.objects.get(pk=operation.pk).status == Status.CANCELLED
+
+
+def test_cancelling_a_running_operation_stops_it_within_a_second():
+    operation, version = start(duration=30)
+    thread = run_in_thread(operation, version)
+    wait_for_status(operation, Status.RUNNING)
+
+    cancel(operation)
+    cancelled = wait_for_status(operation, Status.CANCELLED, timeout=2)
+    thread.join()
+
+    assert cancelled.error == "Cancelled on request."
+    assert not Slot.objects.held().exists()
+
+
+def test_cancelling_a_finished_operation_is_refused():
+    operation, version = start(duration=0.1)
+    execute(operation.id, version)
+
+    with pytest.raises(OperationFinished) as refused:
+        cancel(operation)
+
+    assert "has already ended (completed)" in str(refused.value)
+
+
+def test_a_task_whose_lease_version_moved_on_runs_nothing():
+    operation, version = start(duration=0.1)
+
+    assert execute(operation.id, version + 1).startswith("skipped")
+
+    operation.refresh_from_db()
+    assert operation.status == Status.QUEUED
+    assert Slot.objects.get(operation=operation).lease_version == version
+
+
+def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(configure):
+    configure(slot_lease_seconds=3)  # renewed every second
+    operation, version = start(duration=30)
+    thread = run_in_thread(operation, version)
+    wait_for_status(operation, Status.RUNNING)
+
+    # Another process reclaims the slot, as after a long pause of this worker.
+    Slot.objects.filter(operation=operation).vacate()
+    Operation.objects.filter(pk=operation.pk).finish(Status.FAILED, error="Worker lost: test")
+    thread.join(timeout=5)
+
+    assert not thread.is_alive()
+    operation.refresh_from_db()
+    assert operation.status == Status.FAILED
+    assert operation.error == "Worker lost: test"
