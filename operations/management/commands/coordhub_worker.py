@@ -68,6 +68,8 @@ class Command(BaseCommand):
         ]
 
         def stop(signum: int, frame: Any) -> None:
+            if stopping.is_set():  # Ctrl-C reaches us both directly and through `serve`
+                return
             logger.warning("Received %s: no new work; stopping.", signal.strsignal(signum))
             stopping.set()
             for loop in loops:
