@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -81,8 +82,26 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 id="coordhub.E005",
             )
         )
+    found += proxy_problems(config)
     found += production_problems(config)
     found += cache_problems(config)
+    return found
+
+
+def proxy_problems(config: Config) -> list[checks.CheckMessage]:
+    """Every trusted proxy must be an address or a network."""
+    found = []
+    for item in filter(None, (part.strip() for part in config.trusted_proxies.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            found.append(
+                checks.Error(
+                    f"TRUSTED_PROXIES has {item!r}, which is not an IP address or network.",
+                    hint="List proxies as addresses or CIDR networks, e.g. 10.0.0.5,10.1.0.0/16.",
+                    id="coordhub.E009",
+                )
+            )
     return found
 
 

@@ -81,6 +81,11 @@ class Config:
     web_processes: int = setting(
         "WEB_CONCURRENCY", "Web server processes sharing the cache (1 in embedded mode)."
     )
+    trusted_proxies: str = setting(
+        "TRUSTED_PROXIES",
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+        "is believed; empty means the client is REMOTE_ADDR.",
+    )
     debug: bool = setting("DEBUG", "Django's DEBUG mode.")
     allowed_hosts: str = setting("ALLOWED_HOSTS", "Comma-separated host names served.")
     database_url: str = setting(
@@ -122,6 +127,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "leader_timeout_ms": 10000,
     "web_processes": 1,
     "allowed_hosts": "localhost,127.0.0.1,[::1]",
+    "trusted_proxies": "",
     "database_url": "",
     "redis_url": "",
 }

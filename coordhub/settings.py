@@ -46,10 +46,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "operations.middleware.ApiKeyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# Request bodies (JSON starts, admin forms) above 64 KiB are refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 ROOT_URLCONF = "coordhub.urls"
 ASGI_APPLICATION = "coordhub.asgi.application"
@@ -145,8 +149,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "coordhub": {"handlers": ["console"], "level": COORDHUB.log_level},
-        "operations": {"handlers": ["console"], "level": COORDHUB.log_level},
-        "django_tasks_db": {"handlers": ["console"], "level": COORDHUB.log_level},
+        name: {"handlers": ["console"], "level": COORDHUB.log_level, "propagate": False}
+        for name in ("coordhub", "operations", "dashboard", "django_tasks_db")
     },
 }

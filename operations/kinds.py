@@ -55,13 +55,13 @@ class Kind:
         if not isinstance(params, dict):
             raise InvalidParams(self.name, {"params": ["Must be a JSON object."]})
         form = self.params_form(data=params)
-        errors = {
+        valid = form.is_valid()
+        errors = {field: list(messages) for field, messages in form.errors.items()}
+        errors |= json_type_errors(form, params)  # says more than the form's coercion
+        errors |= {
             key: ["Is not a parameter of this kind."] for key in params if key not in form.fields
         }
-        errors |= json_type_errors(form, params)
-        if not errors and not form.is_valid():
-            errors = {field: list(messages) for field, messages in form.errors.items()}
-        if errors:
+        if errors or not valid:
             raise InvalidParams(self.name, errors)
         return {key: value for key, value in form.cleaned_data.items() if value is not None}
 

@@ -74,6 +74,26 @@ class Operation(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    def as_json(self) -> dict[str, object]:
+        """The operation as the API shows it."""
+        return {
+            "id": str(self.id),
+            "kind": self.kind,
+            "params": self.params,
+            "status": self.status,
+            "progress": self.progress,
+            "message": self.message,
+            "result": self.result,
+            "error": self.error or None,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
 
 class SlotQuerySet(models.QuerySet["Slot"]):
     def held(self) -> SlotQuerySet:
@@ -156,3 +176,35 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def alive(cls, within: timedelta) -> models.QuerySet[WorkerHeartbeat]:
         return cls.objects.filter(last_seen_at__gte=timezone.now() - within)
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def usable(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiKey(models.Model):
+    """A script's credential: only a SHA-256 digest of its high-entropy secret is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, help_text="What the key is for.")
+    prefix = models.CharField(max_length=16, editable=False, help_text="Identifies the key.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
