@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -26,3 +27,13 @@ def redis_url() -> str:
 def postgres_url() -> str:
     """URL of the throwaway PostgreSQL server started for this run."""
     return service_url("COORDHUB_TEST_POSTGRES_URL", "PostgreSQL")
+
+
+@pytest.fixture
+def configure(settings):
+    """Change coordhub configuration values for one test."""
+
+    def apply(**values: object) -> None:
+        settings.COORDHUB = dataclasses.replace(settings.COORDHUB, **values)
+
+    return apply
