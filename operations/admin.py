@@ -1,0 +1,356 @@
+"""The admin: inspect, cancel and retry operations; inspect and force-release slots.
+
+Both tables change only through the engine (admission, cancellation, fenced slot
+release), never by editing rows, so every change form is read-only.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import ngettext
+
+from operations import apikeys, metrics
+from operations.admission import admit
+from operations.cancellation import cancel
+from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
+from operations.models import ApiKey, Operation, Slot, SlotQuerySet, Status
+from operations.slots import Hold, release
+
+LIST_AND_FORM = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
+
+
+def operation_links(operations: list[Operation]) -> SafeString:
+    """Comma-separated links to the operations' admin pages, by short id."""
+    return format_html_join(
+        ", ",
+        '<a href="{}">{}</a>',
+        (
+            (reverse("admin:operations_operation_change", args=[operation.pk]), operation.short_id)
+            for operation in operations
+        ),
+    )
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = [
+        "short_id",
+        "kind",
+        "status",
+        "progress_percent",
+        "client_key",
+        "user",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "kind", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["id", "kind", "client_key", "error"]
+    list_select_related = ["user"]
+    fieldsets = [
+        (None, {"fields": ["id", "kind", "status", "progress", "message", "cancel_requested"]}),
+        ("Input and outcome", {"fields": ["params", "result", "error"]}),
+        ("Origin", {"fields": ["client_key", "user", "task_id", "held_slot"]}),
+        ("Times", {"fields": ["created_at", "started_at", "finished_at"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    actions = ["cancel_operations", "retry_operations"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # operations start through admission only ("Retry as new operations")
+
+    def has_change_permission(self, request: HttpRequest, obj: Operation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Operation | None = None) -> bool:
+        # An active operation holds a slot and a queued task: it ends by cancellation.
+        # "Delete selected" checks each operation, so it refuses a selection with active ones.
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_finished)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("operations.change_operation")
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("operations.add_operation")
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, operation: Operation) -> str:
+        return operation.short_id
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_percent(self, operation: Operation) -> str:
+        return f"{operation.progress}%"
+
+    @admin.display(description="slot")
+    def held_slot(self, operation: Operation) -> str | None:
+        slot = Slot.objects.filter(operation=operation).first()
+        if slot is None:
+            return None
+        url = reverse("admin:operations_slot_change", args=[slot.pk])
+        return format_html('<a href="{}">{}</a>', url, slot)
+
+    @admin.action(
+        description="Cancel this operation",
+        description_plural="Cancel selected operations",
+        permissions=["cancel"],
+        location=LIST_AND_FORM,
+    )
+    def cancel_operations(self, request: HttpRequest, queryset) -> None:
+        cancelled, stopping, ended = [], [], []
+        for operation in queryset:
+            try:
+                operation = cancel(operation)
+            except OperationFinished:
+                ended.append(operation)
+                continue
+            if operation.is_finished:
+                cancelled.append(operation)
+                self.log_change(request, operation, "Cancelled in the admin.")
+            else:
+                stopping.append(operation)
+                self.log_change(request, operation, "Cancellation requested in the admin.")
+        if cancelled:
+            count = len(cancelled)
+            self.message_user(
+                request,
+                ngettext(
+                    "Cancelled %(count)d queued operation.",
+                    "Cancelled %(count)d queued operations.",
+                    count,
+                )
+                % {"count": count},
+                messages.SUCCESS,
+            )
+        if stopping:
+            count = len(stopping)
+            self.message_user(
+                request,
+                ngettext(
+                    "Requested cancellation of %(count)d running operation; "
+                    "its worker stops it at its next check.",
+                    "Requested cancellation of %(count)d running operations; "
+                    "their workers stop them at their next check.",
+                    count,
+                )
+                % {"count": count},
+                messages.SUCCESS,
+            )
+        if ended:
+            count = len(ended)
+            text = ngettext(
+                "%(count)d operation had already ended and was left as it was:",
+                "%(count)d operations had already ended and were left as they were:",
+                count,
+            ) % {"count": count}
+            self.message_user(
+                request, format_html("{} {}.", text, operation_links(ended)), messages.WARNING
+            )
+
+    @admin.action(
+        description="Retry as a new operation",
+        description_plural="Retry as new operations",
+        permissions=["retry"],
+        location=LIST_AND_FORM,
+    )
+    def retry_operations(self, request: HttpRequest, queryset) -> None:
+        started = []
+        # Oldest first: when slots run short, the longest-waiting work gets them.
+        for operation in queryset.order_by("created_at"):
+            try:
+                new = admit(
+                    operation.kind,
+                    operation.params,
+                    client_key=operation.client_key,
+                    user=request.user,
+                )
+            except AdmissionError as refusal:
+                level = messages.WARNING if isinstance(refusal, NoFreeSlot) else messages.ERROR
+                self.message_user(
+                    request, f"Operation {operation.short_id} was not retried: {refusal}", level
+                )
+                continue
+            self.log_addition(request, new, f"Retried operation {operation.pk} in the admin.")
+            started.append(new)
+        if started:
+            count = len(started)
+            text = ngettext(
+                "Started %(count)d new operation:",
+                "Started %(count)d new operations:",
+                count,
+            ) % {"count": count}
+            self.message_user(
+                request, format_html("{} {}.", text, operation_links(started)), messages.SUCCESS
+            )
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "holder",
+        "lease_version",
+        "lease_expires_at",
+        "claimed_at",
+        "expired",
+    ]
+    list_select_related = ["operation"]
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["force_release"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the slot table is kept by operations.slots.ensure_slots
+
+    def has_change_permission(self, request: HttpRequest, obj: Slot | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Slot | None = None) -> bool:
+        return False
+
+    def has_force_release_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("operations.change_slot")
+
+    @admin.display(description="holder", ordering="operation")
+    def holder(self, slot: Slot) -> str | None:
+        if slot.operation is None:
+            return None
+        url = reverse("admin:operations_operation_change", args=[slot.operation.pk])
+        return format_html('<a href="{}">{}</a>', url, slot.operation)
+
+    @admin.display(description="expired", boolean=True)
+    def expired(self, slot: Slot) -> bool:
+        return slot.operation_id is not None and slot.is_expired()
+
+    @admin.action(description="Force release selected slots", permissions=["force_release"])
+    def force_release(
+        self, request: HttpRequest, queryset: SlotQuerySet
+    ) -> TemplateResponse | None:
+        if request.POST.get("post") == "yes":
+            self.release_confirmed(request, queryset)
+            return None
+        held = list(queryset.held().select_related("operation"))
+        if not held:
+            self.message_user(
+                request,
+                "None of the selected slots is held, so there is nothing to release.",
+                messages.WARNING,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Force release slots",
+            "subtitle": None,
+            "held": held,
+            "free": list(queryset.filter(operation__isnull=True)),
+            "opts": self.opts,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/operations/slot/force_release_confirmation.html", context
+        )
+
+    def release_confirmed(self, request: HttpRequest, queryset: SlotQuerySet) -> None:
+        """Release each slot still held under the lease the confirmation page showed."""
+        error = f"Slot force-released by {request.user.get_username()} in the admin."
+        released, failed, left_alone = [], 0, []
+        for slot in queryset:
+            # The page carries each lease version it showed: a slot that has since passed to
+            # another operation (or come free) is not released behind the admin's back.
+            shown = request.POST.get(f"lease_version_{slot.number}", str(slot.lease_version))
+            if slot.operation_id is None or shown != str(slot.lease_version):
+                left_alone.append(slot)
+                continue
+            with transaction.atomic():
+                if not release(Hold(slot.number, slot.operation_id, slot.lease_version)):
+                    left_alone.append(slot)
+                    continue
+                ended = Operation.objects.filter(pk=slot.operation_id).finish(
+                    Status.FAILED, error=error
+                )
+                if ended:
+                    metrics.add(metrics.FAILED, ended)
+            failed += ended
+            released.append(slot)
+            self.log_change(
+                request,
+                slot,
+                f"Force-released from operation {slot.operation_id} "
+                f"(lease version {slot.lease_version}).",
+            )
+        if released:
+            count = len(released)
+            text = ngettext(
+                "Force-released %(count)d slot",
+                "Force-released %(count)d slots",
+                count,
+            ) % {"count": count}
+            text += ngettext(
+                "; %(failed)d operation was marked failed.",
+                "; %(failed)d operations were marked failed.",
+                failed,
+            ) % {"failed": failed}
+            self.message_user(request, text, messages.SUCCESS)
+        if left_alone:
+            numbers = ", ".join(str(slot.number) for slot in left_alone)
+            self.message_user(
+                request,
+                f"Left alone, because they were free or changed hands after the confirmation "
+                f"page was shown: slot {numbers}.",
+                messages.WARNING,
+            )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Create keys (the secret is shown once), see their use, revoke them."""
+
+    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    actions = ["revoke"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        if obj is None:
+            return ["user", "name"]
+        return ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["user", "prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, secret = apikeys.issue(obj.user, obj.name)
+        obj.pk, obj.prefix, obj.digest, obj.created_at = (
+            key.pk,
+            key.prefix,
+            key.digest,
+            key.created_at,
+        )
+        self.message_user(
+            request,
+            format_html(
+                "The key's secret is <code>{}</code>. Copy it now: it is not stored and "
+                "will not be shown again.",
+                secret,
+            ),
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} key(s); they fail from the next request.")
