@@ -117,6 +117,20 @@ def known_kinds() -> list[str]:
     return sorted(_registry)
 
 
+class JSONObjectField(forms.JSONField):
+    """A JSON object parameter; an empty box means none."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": '{"customer": 42}'})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value is not None and not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+
+
 class SimulatedParams(forms.Form):
     duration = forms.FloatField(
         required=False,
@@ -125,13 +139,7 @@ class SimulatedParams(forms.Form):
         help_text="Seconds of simulated work (more than 0, at most 3600; default 2).",
     )
     fail = forms.BooleanField(required=False, help_text="Fail at the end instead of completing.")
-    data = forms.JSONField(required=False, help_text="Any JSON object; echoed in the result.")
-
-    def clean_data(self) -> Any:
-        data = self.cleaned_data["data"]
-        if data is not None and not isinstance(data, dict):
-            raise forms.ValidationError("Must be a JSON object.")
-        return data
+    data = JSONObjectField(required=False, help_text="Any JSON object; echoed in the result.")
 
 
 class SimulatedFailure(Exception):

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 
-def test_home_page_shows_the_configured_limits(browser, coordhub_server):
+def test_dashboard_loads_with_its_styles_scripts_and_no_errors(browser, coordhub_server):
     page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
 
     response = page.goto(coordhub_server.url + "/")
 
     assert response.status == 200
     assert page.title() == "coordhub"
-    assert page.get_by_test_id("profile").inner_text() == "testing"
-    assert page.get_by_test_id("slots").inner_text() == "3"
-    assert page.get_by_test_id("rate").inner_text() == "5"
+    assert page.get_by_test_id("slot-usage").inner_text() == "0 / 3"
+    assert "5 of 5 starts left" in page.get_by_test_id("budget").inner_text()
     radius = page.evaluate("getComputedStyle(document.querySelector('.panel')).borderRadius")
     assert radius == "8px", "the stylesheet was not served"
+    page.wait_for_function("document.body.dataset.tabRole === 'leader'")
+    assert page.locator("#tab-role").inner_text() == "leader"
+    assert problems == []
     page.close()

@@ -1,0 +1,109 @@
+// The dashboard page: one leader tab polls the live region and broadcasts it;
+// every tab swaps it in, counts down retry timers and shows its role.
+import { clearNamespace, optionsFromDataset, startTabs } from "./tabs.js";
+import { sanitizeLiveRegion } from "./sanitize.js";
+
+const CONTENT_HEADER = "X-Coordhub-Content";
+const STATE_HEADER = "X-Coordhub-State";
+
+const body = document.body;
+const options = optionsFromDataset(body.dataset);
+let versions = currentVersions();
+
+function liveRegion() {
+  return document.getElementById("live");
+}
+
+function currentVersions() {
+  const live = liveRegion();
+  return { content: live?.dataset.contentVersion ?? "", state: live?.dataset.stateVersion ?? "" };
+}
+
+/** Ask for the live region; resolve to {changed, html} as the scheduler expects. */
+async function poll() {
+  const response = await fetch(body.dataset.liveUrl, {
+    headers: { [CONTENT_HEADER]: versions.content, "HX-Request": "true" },
+    credentials: "same-origin",
+  });
+  if (response.status === 204) return { changed: false, html: null };
+  if (!response.ok) throw new Error(`The dashboard answered ${response.status}.`);
+  const html = await response.text();
+  const changed = response.headers.get(STATE_HEADER) !== versions.state;
+  paint(html);
+  return { changed, html };
+}
+
+/** Swap fresh live markup in, keeping only what the dashboard itself renders. */
+function paint(html) {
+  const live = liveRegion();
+  const fresh = sanitizeLiveRegion(html);
+  if (!live || !fresh) return;
+  if (fresh.dataset.contentVersion === live.dataset.contentVersion) return;
+  live.replaceWith(fresh);
+  window.htmx?.process(fresh);
+  versions = currentVersions();
+  startCountdowns(fresh);
+}
+
+function showRole(role) {
+  document.getElementById("tab-role").textContent = role;
+}
+
+function showSchedule({ nextPollAt, paused }) {
+  const status = document.getElementById("poll-status");
+  if (pausedByUser) status.textContent = "Polling paused.";
+  else if (paused) status.textContent = "Polling paused after no change; click or focus to resume.";
+  else if (handle?.tabs.isLeader && nextPollAt) {
+    const seconds = Math.max(0, Math.round((nextPollAt - Date.now()) / 1000));
+    status.textContent = `Next poll in ${seconds} s.`;
+  } else status.textContent = "Updates arrive from the leader tab.";
+}
+
+function startCountdowns(root) {
+  for (const element of root.querySelectorAll("[data-countdown]")) {
+    const endsAt = Date.now() + Number(element.dataset.countdown) * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((endsAt - Date.now()) / 1000));
+      element.textContent = String(left);
+      if (left > 0 && element.isConnected) setTimeout(tick, 1000);
+    };
+    tick();
+  }
+}
+
+let pausedByUser = false;
+let lastSchedule = { nextPollAt: null, paused: false };
+const handle = startTabs({
+  ...options,
+  poll,
+  onResult: paint,
+  onRoleChange: showRole,
+  onSchedule(schedule) {
+    lastSchedule = schedule;
+    showSchedule(schedule);
+  },
+});
+setInterval(() => showSchedule(lastSchedule), 1000);
+startCountdowns(document);
+
+// A change this tab made (start, cancel) is news for the leader: poll now.
+document.addEventListener("coordhub:changed", () => handle.wake());
+document.addEventListener("htmx:afterSwap", (event) => startCountdowns(event.detail.target));
+document.addEventListener("submit", () => handle.noteAction());
+document.addEventListener("click", (event) => {
+  if (event.target.closest("button, a, select, input")) handle.noteAction();
+});
+
+document.getElementById("poll-toggle").addEventListener("click", (event) => {
+  pausedByUser = !pausedByUser;
+  event.target.textContent = pausedByUser ? "Resume" : "Pause";
+  if (pausedByUser) handle.scheduler.stop();
+  else if (handle.tabs.isLeader) handle.scheduler.start({ atOnce: true });
+  showSchedule(lastSchedule);
+});
+
+// Cached fragments belong to the signed-in user: forget them at sign-out.
+document.getElementById("logout-form")?.addEventListener("submit", () => {
+  handle.stop();
+  clearNamespace(options.namespace);
+});

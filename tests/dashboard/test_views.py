@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from operations.admission import admit
+from operations.models import Operation, Slot, Status
+
+pytestmark = pytest.mark.django_db
+
+CONTENT = "X-Coordhub-Content"
+STATE = "X-Coordhub-State"
+
+
+@pytest.fixture(autouse=True)
+def limits(configure):
+    cache.clear()
+    configure(
+        max_concurrent_operations=2,
+        enable_rate_limiting=True,
+        requests_per_minute=3,
+        allow_anonymous=True,
+    )
+
+
+def test_page_carries_the_polling_configuration_and_the_live_region(client):
+    response = client.get("/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-tab-role="follower"' in html
+    for attribute in (
+        'data-poll-initial-ms="5000"',
+        'data-poll-max-ms="30000"',
+        'data-poll-multiplier="1.2"',
+        'data-poll-max-attempts="100"',
+        'data-tabs-heartbeat-ms="3000"',
+        'data-tabs-timeout-ms="10000"',
+    ):
+        assert attribute in html
+    assert 'id="live"' in html
+    assert "/static/django_htmx/htmx-2.min.js" in html
+    assert "/static/coordhub/dashboard.js" in html
+
+
+def test_page_is_served_under_a_strict_script_policy(client):
+    policy = client.get("/")["Content-Security-Policy"]
+
+    script_src = next(part for part in policy.split(";") if "script-src" in part)
+    assert script_src.strip() == "script-src 'self'"
+    assert "unsafe-eval" not in policy
+
+
+def test_live_fragment_shows_slots_budget_and_operations(client):
+    operation = admit("simulated", {"duration": 9}, client_key="ip:127.0.0.1")
+
+    response = client.get("/dashboard/live/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="live"')
+    assert "1 / 2" in html
+    assert operation.short_id in html
+    assert "<strong>3</strong> of 3 starts left" in html
+    assert "Cancel" in html
+    assert len(response[STATE]) == len(response[CONTENT]) == 16
+
+
+def test_a_poll_for_content_the_client_holds_is_a_cheap_204(client):
+    admit("simulated", {})
+    first = client.get("/dashboard/live/")
+
+    again = client.get("/dashboard/live/", headers={CONTENT: first[CONTENT]})
+
+    assert again.status_code == 204
+    assert again.content == b""
+    assert again[STATE] == first[STATE]
+
+
+def test_progress_changes_content_but_not_state(client):
+    operation = admit("simulated", {})
+    Operation.objects.filter(pk=operation.pk).update(status=Status.RUNNING)
+    before = client.get("/dashboard/live/")
+
+    Operation.objects.filter(pk=operation.pk).update(progress=40)
+    after = client.get("/dashboard/live/", headers={CONTENT: before[CONTENT]})
+
+    assert after.status_code == 200
+    assert after[STATE] == before[STATE]
+    assert after[CONTENT] != before[CONTENT]
+
+
+def test_a_status_change_changes_the_state_version(client):
+    operation = admit("simulated", {})
+    before = client.get("/dashboard/live/")
+
+    Operation.objects.filter(pk=operation.pk).update(status=Status.RUNNING)
+
+    assert client.get("/dashboard/live/")[STATE] != before[STATE]
+
+
+def test_starting_from_the_form_admits_through_the_same_limits(client):
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "3"})
+
+    assert response.status_code == 201
+    assert response["HX-Trigger"] == "coordhub:changed"
+    assert "Started" in response.content.decode()
+    assert Operation.objects.get().params == {"duration": 3.0, "fail": False}
+
+
+def test_bad_form_values_are_explained_next_to_the_field(client):
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "0"})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "greater than or equal to 0.001" in html
+    assert 'class="field invalid"' in html
+    assert not Operation.objects.exists()
+
+
+def test_rate_limited_form_shows_a_countdown(client, configure):
+    configure(max_concurrent_operations=10)
+    for _ in range(3):
+        client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    assert response.status_code == 429
+    assert "data-countdown=" in response.content.decode()
+    assert Operation.objects.count() == 3
+
+
+def test_busy_slots_show_inline_with_a_countdown(client):
+    for _ in range(2):
+        client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    assert response.status_code == 429
+    assert "All slots are busy" in response.content.decode()
+    assert Slot.objects.held().count() == 2
+
+
+def test_cancel_from_the_dashboard_answers_with_the_live_region(client):
+    operation = admit("simulated", {}, client_key="ip:127.0.0.1")
+
+    response = client.post(f"/dashboard/operations/{operation.id}/cancel/")
+
+    assert response.status_code == 200
+    assert 'data-status="cancelled"' in response.content.decode()
+    assert "Cancelled before it started." in response.content.decode()
+
+
+def test_cancel_of_another_clients_operation_is_refused(client):
+    operation = admit("simulated", {}, client_key="ip:10.9.9.9")
+
+    response = client.post(f"/dashboard/operations/{operation.id}/cancel/")
+
+    assert response.status_code == 403
+    assert Operation.objects.get(pk=operation.pk).status == Status.QUEUED
+
+
+def test_sign_in_is_required_where_anonymous_use_is_off(client, configure, django_user_model):
+    configure(allow_anonymous=False)
+
+    assert client.get("/").status_code == 302
+    assert client.get("/dashboard/live/").status_code == 302
+    client.force_login(django_user_model.objects.create_user("ada", password="x" * 12))
+    assert client.get("/").status_code == 200
