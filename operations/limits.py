@@ -96,4 +96,6 @@ def usage(request: HttpRequest, group: str, *, increment: bool) -> Usage:
     if found is None or found["time_left"] < 0:
         # django-ratelimit reports a cache that answered nothing as limit 0.
         raise RateLimitUnavailable()
-    return Usage(group, limit, found["count"], max(1, found["time_left"]))
+    # django-ratelimit's window still counts during its last second (time_left == 0), so a
+    # client may succeed only time_left + 1 seconds from now.
+    return Usage(group, limit, found["count"], found["time_left"] + 1)

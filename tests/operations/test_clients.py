@@ -1,0 +1,111 @@
+"""Who is asking: the client address behind trusted proxies, and the key limits are kept under."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+
+from operations.clients import client_address, client_key
+from tests.coordhub.test_checks import manage
+
+
+@pytest.fixture
+def trust(configure):
+    """Set TRUSTED_PROXIES for one test."""
+
+    def apply(spec: str) -> None:
+        configure(trusted_proxies=spec)
+
+    return apply
+
+
+@pytest.fixture(autouse=True)
+def no_proxies_trusted(trust):
+    trust("")
+
+
+def request_from(address: str, forwarded_for: str | None = None, user=None):
+    extra = {"REMOTE_ADDR": address}
+    if forwarded_for is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded_for
+    request = RequestFactory().get("/api/operations", **extra)
+    request.user = user or AnonymousUser()
+    return request
+
+
+def test_the_client_is_remote_addr_when_no_proxy_is_trusted():
+    request = request_from("203.0.113.9", forwarded_for="198.51.100.1")
+
+    assert client_address(request) == "203.0.113.9"
+    assert client_key(request) == "ip:203.0.113.9"
+
+
+def test_behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client(trust):
+    trust("10.0.0.0/8")
+    # The client wrote the leftmost hop itself; our proxy appended the address it saw.
+    request = request_from("10.0.0.2", forwarded_for="198.51.100.66, 203.0.113.7")
+
+    assert client_address(request) == "203.0.113.7"
+    assert client_key(request) == "ip:203.0.113.7"
+
+
+def test_trusted_hops_in_x_forwarded_for_are_skipped(trust):
+    trust("10.0.0.0/8, 192.168.1.1")
+    request = request_from(
+        "10.0.0.2", forwarded_for="198.51.100.66, 203.0.113.7, 192.168.1.1, 10.1.2.3"
+    )
+
+    assert client_address(request) == "203.0.113.7"
+
+
+def test_an_untrusted_peer_cannot_name_a_client_in_x_forwarded_for(trust):
+    trust("10.0.0.0/8")
+    request = request_from("203.0.113.9", forwarded_for="198.51.100.1")
+
+    assert client_address(request) == "203.0.113.9"
+
+
+def test_a_trusted_proxy_without_a_usable_hop_is_itself_the_client(trust):
+    trust("10.0.0.0/8")
+
+    assert client_address(request_from("10.0.0.2")) == "10.0.0.2"
+    assert client_address(request_from("10.0.0.2", forwarded_for="10.0.0.9")) == "10.0.0.2"
+    assert client_address(request_from("10.0.0.2", forwarded_for="not-an-ip")) == "10.0.0.2"
+
+
+def test_ipv6_clients_in_one_slash_64_share_a_key():
+    first = client_key(request_from("2001:db8:1:2::1"))
+    second = client_key(request_from("2001:db8:1:2:ffff:ffff:ffff:fffe"))
+    neighbour = client_key(request_from("2001:db8:1:3::1"))
+
+    assert first == second == "ip:2001:db8:1:2::/64"
+    assert neighbour == "ip:2001:db8:1:3::/64"
+
+
+def test_an_ipv4_mapped_ipv6_address_is_keyed_as_its_ipv4_address():
+    assert client_key(request_from("::ffff:192.0.2.5")) == "ip:192.0.2.5"
+    assert client_key(request_from("::ffff:192.0.2.5")) == client_key(request_from("192.0.2.5"))
+
+
+@pytest.mark.django_db
+def test_a_signed_in_user_is_keyed_by_user_wherever_they_connect_from(django_user_model):
+    user = django_user_model.objects.create_user("ada")
+
+    keys = {client_key(request_from(address, user=user)) for address in ("192.0.2.1", "::1")}
+
+    assert keys == {f"user:{user.pk}"}
+
+
+def test_nonsense_trusted_proxies_fail_the_checks_naming_the_value():
+    result = manage("check", TRUSTED_PROXIES="10.0.0.0/8,nonsense")
+
+    assert result.returncode != 0
+    assert "coordhub.E009" in result.stderr
+    assert "TRUSTED_PROXIES has 'nonsense'" in result.stderr
+
+
+def test_proxy_addresses_and_networks_pass_the_checks():
+    result = manage("check", TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/16, fd00::/8")
+
+    assert result.returncode == 0, result.stderr

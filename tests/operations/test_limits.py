@@ -1,0 +1,245 @@
+"""Rate limits on starting and reading, as a client sees them through the API."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import django_ratelimit.core
+import pytest
+from django.core.cache import cache
+from django.test import RequestFactory, override_settings
+
+from operations import limits
+from operations.admission import admit
+from operations.models import Operation, Slot
+from tests.services import free_port
+
+pytestmark = pytest.mark.django_db
+
+START_POLICY = '"start";q=3;w=60'
+
+
+class Clock:
+    """A stand-in for django-ratelimit's `time` module that moves only when told."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def limits_on(configure):
+    configure(
+        enable_rate_limiting=True,
+        requests_per_minute=3,
+        read_requests_per_minute=100,
+        max_concurrent_operations=50,
+        allow_anonymous=True,
+    )
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch, limits_on, empty_cache):
+    """Freeze django-ratelimit's clock at the start of a fresh window for 127.0.0.1.
+
+    Without it a burst that straddles the end of a window would find its count reset.
+    """
+    clock = Clock(float(django_ratelimit.core.time.time()))
+    monkeypatch.setattr(django_ratelimit.core, "time", clock)
+    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
+    clock.now += limits.peek(request, limits.START).reset_seconds + 1
+    return clock
+
+
+def start(client, **extra):
+    body = json.dumps({"kind": "simulated", "params": {}})
+    return client.post("/api/operations", body, content_type="application/json", **extra)
+
+
+def rate_limit_field(response) -> dict[str, int]:
+    """Parse `"start";r=2;t=59` into {"r": 2, "t": 59}."""
+    match = re.fullmatch(r'"(\w+)";r=(\d+);t=(\d+)', response["RateLimit"])
+    assert match, response["RateLimit"]
+    return {"r": int(match[2]), "t": int(match[3])}
+
+
+def test_the_fourth_start_in_a_minute_is_429_with_the_time_left_in_the_window(client):
+    accepted = [start(client) for _ in range(3)]
+    refused = start(client)
+
+    assert [response.status_code for response in accepted] == [202, 202, 202]
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert "3 starts per minute" in refused.json()["detail"]
+    retry_after = int(refused["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert retry_after == rate_limit_field(refused)["t"]
+    assert refused.json()["retry_after"] == retry_after
+
+
+def test_retry_after_counts_down_as_the_window_passes(client, clock):
+    for _ in range(3):
+        start(client)
+    first = int(start(client)["Retry-After"])
+
+    clock.now += 20
+    later = start(client)
+
+    assert later.status_code == 429
+    assert first >= 58
+    assert int(later["Retry-After"]) == first - 20
+
+
+def test_a_new_window_accepts_starts_again(client, clock):
+    for _ in range(3):
+        start(client)
+    refused = start(client)
+
+    clock.now += int(refused["Retry-After"])
+    response = start(client)
+
+    assert response.status_code == 202
+    assert rate_limit_field(response)["r"] == 2
+
+
+def test_start_responses_carry_the_ietf_draft_ratelimit_fields(client):
+    responses = [start(client) for _ in range(4)]
+
+    assert [response["RateLimit-Policy"] for response in responses] == [START_POLICY] * 4
+    assert [rate_limit_field(response)["r"] for response in responses] == [2, 1, 0, 0]
+    assert all(response["RateLimit"].startswith('"start";') for response in responses)
+
+
+def test_a_rate_limited_start_creates_nothing_and_holds_no_slot(client):
+    for _ in range(3):
+        start(client)
+
+    refused = start(client)
+
+    assert refused.status_code == 429
+    assert Operation.objects.count() == 3
+    assert Slot.objects.held().count() == 3
+
+
+def test_reads_do_not_spend_the_budget_for_starting(client):
+    for _ in range(20):
+        assert client.get("/api/operations").status_code == 200
+
+    responses = [start(client) for _ in range(3)]
+
+    assert [response.status_code for response in responses] == [202, 202, 202]
+    assert rate_limit_field(responses[0])["r"] == 2
+
+
+def test_reads_have_their_own_limit_that_leaves_starts_working(client, configure):
+    configure(read_requests_per_minute=5)
+    created = start(client).json()
+
+    reads = [client.get("/api/operations") for _ in range(4)]
+    reads.append(client.get(f"/api/operations/{created['id']}"))
+    refused = client.get("/api/operations")
+    still_starting = start(client)
+
+    assert [response.status_code for response in reads] == [200] * 5
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert "5 reads per minute" in refused.json()["detail"]
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused["RateLimit-Policy"] == '"read";q=5;w=60'
+    assert client.get(f"/api/operations/{created['id']}").status_code == 429
+    assert still_starting.status_code == 202
+    assert rate_limit_field(still_starting)["r"] == 1
+
+
+def test_without_rate_limiting_nothing_is_429_and_no_ratelimit_fields_are_sent(client, configure):
+    configure(enable_rate_limiting=False, read_requests_per_minute=1)
+
+    starts = [start(client) for _ in range(10)]
+    reads = [client.get("/api/operations") for _ in range(10)]
+
+    assert {response.status_code for response in starts} == {202}
+    assert {response.status_code for response in reads} == {200}
+    for response in starts:
+        assert "RateLimit" not in response
+        assert "RateLimit-Policy" not in response
+
+
+def test_no_free_slot_is_429_concurrency_limit_and_creates_nothing(client, configure):
+    configure(max_concurrent_operations=1)
+    first = start(client)
+
+    second = start(client)
+
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert second.json()["error"] == "concurrency_limit"
+    assert "All 1 operation slots are busy" in second.json()["detail"]
+    assert int(second["Retry-After"]) >= 1
+    assert Operation.objects.count() == 1
+    assert Slot.objects.held().count() == 1
+
+
+def unreachable_redis() -> dict:
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+
+
+def test_when_the_cache_is_down_starts_fail_closed_and_reads_keep_working(client):
+    existing = admit("simulated", {}, client_key="ip:127.0.0.1")
+
+    with override_settings(CACHES=unreachable_redis()):
+        refused = start(client)
+        seed = client.post(
+            "/api/protected-operation", json.dumps({"a": 1}), content_type="application/json"
+        )
+        listing = client.get("/api/operations")
+        shown = client.get(f"/api/operations/{existing.id}")
+        health = client.get("/api/health")
+
+    for response in (refused, seed):
+        assert response.status_code == 503
+        assert response.json()["error"] == "rate_limit_unavailable"
+        assert "rate-limit store is unreachable" in response.json()["detail"]
+        assert int(response["Retry-After"]) >= 1
+    assert Operation.objects.count() == 1
+    assert Slot.objects.held().count() == 1
+    assert listing.status_code == 200
+    assert [operation["id"] for operation in listing.json()["operations"]] == [str(existing.id)]
+    assert shown.status_code == 200
+    assert shown.json()["id"] == str(existing.id)
+    assert health.status_code == 503
+    assert "cache" in health.json()["failed"]
+    assert health.json()["checks"]["cache"]["status"] == "down"
+
+
+def test_a_forged_x_forwarded_for_does_not_buy_a_fresh_budget(client):
+    forged = [start(client, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}") for n in range(4)]
+
+    assert [response.status_code for response in forged] == [202, 202, 202, 429]
+    keys = set(Operation.objects.values_list("client_key", flat=True))
+    assert keys == {"ip:127.0.0.1"}
+
+
+def test_clients_at_different_addresses_have_separate_budgets(client):
+    for _ in range(3):
+        start(client)
+
+    other = start(client, REMOTE_ADDR="192.0.2.10")
+
+    assert start(client).status_code == 429
+    assert other.status_code == 202

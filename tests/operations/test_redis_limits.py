@@ -1,0 +1,97 @@
+"""Rate limits on a real Redis behind a real `manage.py serve`: pooled connections, outages."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+
+from tests.live import LiveServer
+from tests.services import RedisServer
+
+BURST = 200
+THREADS = 8
+# daphne's request threads and the worker each keep a few pooled connections.
+MOST_NEW_CONNECTIONS = 20
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def coordhub(tmp_path_factory, redis_server):
+    """One coordhub for the module: starting it (migrate, daphne, worker) takes seconds."""
+    server = LiveServer(
+        tmp_path_factory.mktemp("coordhub"),
+        COORDHUB_ENV="testing",
+        REDIS_URL=redis_server.url,
+        READ_REQUESTS_PER_MINUTE="100000",
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def redis_running(redis_server):
+    """Give each test a running Redis, whatever the test before it did."""
+    if not redis_server.answers():
+        redis_server.start()
+
+
+def connections_received(server: RedisServer) -> int:
+    with redis.Redis(port=server.port, socket_timeout=2) as client:
+        return int(client.info("stats")["total_connections_received"])
+
+
+def start(coordhub: LiveServer) -> httpx.Response:
+    return httpx.post(
+        f"{coordhub.url}/api/operations",
+        json={"kind": "simulated", "params": {"duration": 1}},
+        timeout=10,
+    )
+
+
+def test_a_burst_of_reads_reuses_pooled_redis_connections(coordhub, redis_server):
+    before = connections_received(redis_server)
+
+    with httpx.Client(base_url=coordhub.url, timeout=10) as http:
+
+        def read(_: int) -> int:
+            return http.get("/api/operations").status_code
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            statuses = list(pool.map(read, range(BURST)))
+
+    opened = connections_received(redis_server) - before - 1  # less our own INFO connection
+    assert statuses == [200] * BURST
+    assert opened <= MOST_NEW_CONNECTIONS
+
+
+def test_starts_fail_closed_while_redis_is_down_and_recover_when_it_returns(coordhub, redis_server):
+    started = start(coordhub)
+    assert started.status_code == 202
+
+    redis_server.stop()
+    refused = start(coordhub)
+    listing = httpx.get(f"{coordhub.url}/api/operations", timeout=10)
+    health = httpx.get(f"{coordhub.url}/api/health", timeout=10)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "rate_limit_unavailable"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert listing.status_code == 200
+    assert started.json()["id"] in [operation["id"] for operation in listing.json()["operations"]]
+    assert health.status_code == 503
+    assert health.json()["failed"] == ["cache"]
+
+    redis_server.start()
+    recovered = start(coordhub)
+
+    assert recovered.status_code == 202
+    assert httpx.get(f"{coordhub.url}/api/health", timeout=10).status_code == 200
