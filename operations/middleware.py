@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from operations import apikeys
 from operations.responses import json_error
+
+logger = logging.getLogger(__name__)
 
 
 class ApiKeyMiddleware:
@@ -37,3 +41,24 @@ class ApiKeyMiddleware:
             request.api_key = key
             request._dont_enforce_csrf_checks = True
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with a clear error, not 500, while the database cannot be reached."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("Database unavailable for %s: %s", request.path, exception)
+        return json_error(
+            "database_unavailable",
+            "The database is unavailable or busy; try again in a few seconds.",
+            503,
+            headers={"Retry-After": "5"},
+        )

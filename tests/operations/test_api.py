@@ -256,3 +256,18 @@ def test_prometheus_metrics_report_slots_and_operations(client, django_capture_o
     assert "coordhub_slots_in_use 1.0" in text
     assert 'coordhub_operations{status="queued"} 1.0' in text
     assert 'coordhub_events_total{event="allocations"} 1.0' in text
+
+
+def test_a_database_outage_is_a_503_with_a_clear_error(client, monkeypatch):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(Operation.objects, "all", down)
+
+    response = client.get("/api/operations")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == "database_unavailable"

@@ -102,10 +102,15 @@ def task_loop(worker_id: str, interval: float) -> Worker:
 
 
 def run_loop(loop: Worker) -> None:
-    try:
-        loop.run()
-    finally:
-        connection.close()
+    """Run one task loop, restarting it after a database outage instead of dying."""
+    while loop.running:
+        try:
+            loop.run()
+        except Exception:
+            logger.exception("Task loop %s failed; restarting in 1 s.", loop.worker_id)
+            time.sleep(1)
+        finally:
+            connection.close()
 
 
 def keep_up(worker_id: str, threads: int, stopping: threading.Event) -> None:
