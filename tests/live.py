@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,15 @@ import pytest
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent() -> None:
+    """Have the kernel send SIGTERM to the server if the test process dies first."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LiveServer:
@@ -43,6 +54,7 @@ class LiveServer:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=stop_with_parent,
             )
         self.wait_until_healthy()
         return self
