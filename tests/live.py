@@ -59,7 +59,7 @@ class LiveServer:
         self.wait_until_healthy()
         return self
 
-    def wait_until_healthy(self, timeout: float = 30.0) -> None:
+    def wait_until_healthy(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"serve exited: {self.log.read_text()}"
