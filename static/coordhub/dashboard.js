@@ -20,10 +20,11 @@ function currentVersions() {
 }
 
 /** Ask for the live region; resolve to {changed, html} as the scheduler expects. */
-async function poll() {
+async function poll({ signal } = {}) {
   const response = await fetch(body.dataset.liveUrl, {
     headers: { [CONTENT_HEADER]: versions.content, "HX-Request": "true" },
     credentials: "same-origin",
+    signal,
   });
   if (response.status === 204) return { changed: false, html: null };
   if (!response.ok) throw new Error(`The dashboard answered ${response.status}.`);
@@ -73,11 +74,17 @@ function startCountdowns(root) {
 
 let pausedByUser = false;
 let lastSchedule = { nextPollAt: null, paused: false };
-const handle = startTabs({
+// Assigned once startTabs returns; its callbacks may run before that.
+let handle = null;
+handle = startTabs({
   ...options,
   poll,
   onResult: paint,
-  onRoleChange: showRole,
+  onRoleChange(role) {
+    showRole(role);
+    // A tab the user paused stays quiet even when the lead falls to it.
+    if (pausedByUser && role === "leader") handle?.scheduler.stop();
+  },
   onSchedule(schedule) {
     lastSchedule = schedule;
     showSchedule(schedule);

@@ -59,6 +59,7 @@ export const POLL_DEFAULTS = Object.freeze({
   maxMs: 30000,
   jitter: 0.1,
   maxAttempts: 100,
+  pollTimeoutMs: 30000,
 });
 
 // data-* attribute (as a dataset key) -> option name.
@@ -72,6 +73,7 @@ const DATASET_OPTIONS = {
   pollMaxMs: "maxMs",
   pollJitter: "jitter",
   pollMaxAttempts: "maxAttempts",
+  pollTimeoutMs: "pollTimeoutMs",
 };
 
 function noop() {}
@@ -125,6 +127,12 @@ export function optionsFromDataset(dataset) {
     options[option] = option === "namespace" ? value : Number(value);
   }
   return options;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms);
+  });
 }
 
 function isVisible() {
@@ -354,8 +362,16 @@ export class TabCoordinator {
     writeRecord(this.#storage, this.#keys.signal, { kind, tabId: this.tabId, nonce: newId() });
   }
 
-  /** Return true in only one tab per window for the named action (de-duplicates echoes). */
-  canExecuteAction(name, windowMs) {
+  /**
+   * Resolve to true in only one tab per window for the named action.
+   *
+   * Asynchronous on purpose: the echoes it de-duplicates arrive in every tab
+   * within milliseconds, before one tab's write can reach the others, so a
+   * synchronous check would let several pass. Like a lease claim, the tab
+   * writes, waits settleMs for rival writes, and wins only if its write is
+   * the one every tab now reads.
+   */
+  async canExecuteAction(name, windowMs) {
     const now = Date.now();
     if (!this.isShared) return this.#canExecuteSolo(name, windowMs, now);
     const key = this.#keys.action(name);
@@ -363,8 +379,7 @@ export class TabCoordinator {
     if (isActionRecord(last) && Math.abs(now - last.at) < windowMs) return false;
     const record = { tabId: this.tabId, at: now, nonce: newId() };
     writeRecord(this.#storage, key, record);
-    // Best effort: without compare-and-set, two tabs calling in the same
-    // millisecond from different processes could both pass.
+    await sleep(this.#options.settleMs);
     return readRecord(this.#storage, key)?.nonce === record.nonce;
   }
 
@@ -451,10 +466,16 @@ export class TabCoordinator {
 
   #onStorage(event) {
     if (event.storageArea !== this.#storage) return;
+    // Keys removed (a logout in another tab): the next leader counts again from 1.
+    if (event.newValue === null) this.#forgetBroadcastsIfCleared(event.key);
     if (event.key === null || event.key === this.#keys.leader) this.#onLeaseChange();
     else if (event.key === this.#keys.broadcast) {
       this.#receiveBroadcast(parseRecord(event.newValue));
     } else if (event.key === this.#keys.signal) this.#receiveSignal(parseRecord(event.newValue));
+  }
+
+  #forgetBroadcastsIfCleared(key) {
+    if (key === null || key === this.#keys.broadcast) this.#lastSeq = 0;
   }
 
   #onLeaseChange() {
@@ -540,6 +561,7 @@ export class PollScheduler {
     maxMs = POLL_DEFAULTS.maxMs,
     jitter = POLL_DEFAULTS.jitter,
     maxAttempts = POLL_DEFAULTS.maxAttempts,
+    pollTimeoutMs = POLL_DEFAULTS.pollTimeoutMs,
   }) {
     this.#options = {
       poll,
@@ -554,6 +576,7 @@ export class PollScheduler {
       maxMs,
       jitter,
       maxAttempts,
+      pollTimeoutMs,
     };
     this.intervalMs = initialMs;
     this.unchangedPolls = 0;
@@ -637,9 +660,13 @@ export class PollScheduler {
     this.#inFlight = true;
     let changed = false;
     try {
-      const result = await this.#options.poll();
+      const result = await this.#pollWithTimeout();
+      // `changed` (a change of state) steers the backoff; `html` is new content to show,
+      // which may come without a change of state (progress).
       changed = Boolean(result?.changed);
-      if (changed && typeof result.html === "string") this.#options.onResult(result.html);
+      // A poll that outlived this tab's leadership is not broadcast over the new leader's.
+      const fresh = this.#running && typeof result?.html === "string";
+      if (fresh) this.#options.onResult(result.html);
     } catch (error) {
       // Server errors count as unchanged polls: keep polling, with backoff.
       this.#options.onError(error);
@@ -652,6 +679,21 @@ export class PollScheduler {
     else this.scheduleNextPoll();
   }
 
+  /** Run one poll, abandoning it after pollTimeoutMs so that a hung request cannot stop polling. */
+  #pollWithTimeout() {
+    const { poll, pollTimeoutMs } = this.#options;
+    const controller = new AbortController();
+    let timer = null;
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new Error(`The poll took longer than ${pollTimeoutMs} ms.`));
+      }, pollTimeoutMs);
+    });
+    const attempt = Promise.resolve().then(() => poll({ signal: controller.signal }));
+    return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
+  }
+
   #announce(delayMs = null) {
     const { nextPollAt, intervalMs, paused, unchangedPolls } = this;
     this.#options.onSchedule({ nextPollAt, delayMs, intervalMs, paused, unchangedPolls });
@@ -659,8 +701,8 @@ export class PollScheduler {
 }
 
 /**
- * Coordinate this tab with the others: the leader polls with `poll()` (which
- * resolves to {changed, html}) and every tab gets fresh results in `onResult`.
+ * Coordinate this tab with the others: the leader polls with `poll({signal})`
+ * (which resolves to {changed, html}) and every tab gets fresh results in `onResult`.
  */
 export function startTabs({
   namespace,

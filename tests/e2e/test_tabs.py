@@ -1,0 +1,537 @@
+"""static/coordhub/tabs.js in real Chromium: one leader tab polls, the others listen.
+
+The harness page and the module are served from disk under a fake origin by
+Playwright routing, which also answers `GET /poll` and records which tab asked.
+Playwright's clock drives time. It is paused: each page keeps its own fake
+clock, and a running one would let the pages of a context drift apart (each
+`run_for` drops a different slice of real time in each page); paused, every
+page moves only by the same `run_for` steps. Waits in real time therefore step
+the clock too, so that timers such as the 50 ms settle of a claim can fire.
+Fake time also outruns storage events, which travel between renderers in real
+time: after each step the tabs pass a barrier in localStorage, so that every
+tab has seen every other tab's writes before time moves on, as it would have
+in a real browser, where a heartbeat of 3 s is ages for that message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Error as PlaywrightError
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "http://coordhub.test"
+FILES = {
+    "/static/coordhub/tabs.js": (ROOT / "static/coordhub/tabs.js", "text/javascript"),
+    "/harness/tabs.html": (ROOT / "tests/e2e/harness/tabs.html", "text/html"),
+}
+NAMESPACE = "coordhub:harness:"
+LEADER_KEY = NAMESPACE + "leader"
+BROADCAST_KEY = NAMESPACE + "broadcast"
+START = datetime(2030, 1, 1, tzinfo=UTC)
+HEARTBEAT_MS = 3000
+TIMEOUT_MS = 10000
+# The fake /poll answers at the next step of the clock, so keep steps short.
+STEP_MS = 500
+SETTLE_MS = 100  # More than the 50 ms a claim waits before it leads.
+NO_JITTER = "pollJitter=0"
+# What the ladder gives from 5000 ms, times 1.2 up to 30000, rounded at each step.
+LADDER = [5000, 6000, 7200, 8640, 10368, 12442, 14930, 17916, 21499, 25799, 30000, 30000]
+# The page cannot hide itself, so tests make `document.visibilityState` say so.
+SET_VISIBILITY = """state => {
+    Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+DESCRIBE_TAB = """({
+    role: document.body.dataset.tabRole, now: Date.now(), polls: harness.polls,
+    schedules: harness.schedules.slice(-3), errors: harness.errors, roles: harness.roles,
+})"""
+WRITE_BARRIER = """([index, count]) => localStorage.setItem(`test-barrier:${index}`, count)"""
+PASS_BARRIER = """([tabs, count]) => new Promise(resolve => {
+    const passed = () => Array.from({length: tabs}, (_, index) => index)
+        .every(index => localStorage.getItem(`test-barrier:${index}`) === String(count));
+    const check = () => passed() && resolve(window.removeEventListener("storage", check));
+    window.addEventListener("storage", check);
+    check();
+})"""
+NO_LOCAL_STORAGE = """Object.defineProperty(window, "localStorage", {
+    get() { throw new DOMException("Access is denied for this document.", "SecurityError"); },
+});"""
+
+
+@dataclass
+class FakeServer:
+    """Serve the harness and the module from disk; answer /poll like the live fragment."""
+
+    body: str = "<p>state 1</p>"
+    status: int = 200
+    changing: bool = False
+    hanging: bool = False
+    polls: list[Page] = field(default_factory=list)
+
+    def handle(self, route: Route) -> None:
+        path = urlsplit(route.request.url).path
+        if path == "/poll":
+            self.answer_poll(route)
+        elif path in FILES:
+            file, content_type = FILES[path]
+            route.fulfill(body=file.read_text(), content_type=content_type)
+        else:
+            route.fulfill(status=404)
+
+    def answer_poll(self, route: Route) -> None:
+        self.polls.append(route.request.frame.page)
+        if self.hanging:
+            return  # Never answered, like a server stuck behind a dead proxy.
+        if self.changing:
+            self.body = f"<p>state {len(self.polls)}</p>"
+        route.fulfill(status=self.status, body=self.body, content_type="text/html")
+
+    def polls_by(self, page: Page) -> int:
+        return sum(1 for poller in self.polls if poller is page)
+
+
+@dataclass
+class Tabs:
+    """One browser context: its fake server, its clock and the harness tabs open in it."""
+
+    context: BrowserContext
+    server: FakeServer
+    shares_storage: bool = True
+    pages: list[Page] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    barriers: int = 0
+
+    def open(self, query: str = "") -> Page:
+        """Open a harness tab and let any claim it made settle."""
+        page = self.context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.goto(f"{ORIGIN}/harness/tabs.html?{query}")
+        self.pages.append(page)
+        self.context.clock.run_for(SETTLE_MS)
+        return page
+
+    def open_many(self, count: int, query: str = "") -> list[Page]:
+        return [self.open(query) for _ in range(count)]
+
+    def advance(self, ms: int, step: int = STEP_MS) -> None:
+        for _ in range(0, ms, step):
+            self.step(step)
+
+    def step(self, ms: int) -> None:
+        self.context.clock.run_for(ms)
+        self.pass_storage_barrier()
+
+    def pass_storage_barrier(self) -> None:
+        """Wait until every tab has seen the writes every other tab made so far."""
+        pages = [page for page in self.pages if not page.is_closed()]
+        if not self.shares_storage or len(pages) < 2:
+            return
+        # Each tab's writes reach the others in order, so its marker comes after them.
+        self.barriers += 1
+        for index, page in enumerate(pages):
+            page.evaluate(WRITE_BARRIER, [index, self.barriers])
+        for page in pages:
+            page.evaluate(PASS_BARRIER, [len(pages), self.barriers])
+
+    def advance_until(
+        self, condition: Callable[[], bool], limit_ms: int, step: int = STEP_MS
+    ) -> None:
+        """Run the clock until condition holds, and fail if it takes longer than limit_ms."""
+        for _ in range(0, limit_ms + step, step):
+            if condition():
+                return
+            self.step(step)
+        pytest.fail(f"Still not true after {limit_ms} ms of fake time; {self.describe()}")
+
+    def describe(self) -> str:
+        """Say what each tab is doing, for failure messages."""
+        states = [page.evaluate(DESCRIBE_TAB) for page in self.pages if not page.is_closed()]
+        return f"{len(self.server.polls)} polls served; tabs: {states}"
+
+    def advance_until_rescheduled(self, page: Page, times: int, limit_ms: int = 40_000) -> None:
+        """Run the clock until page's scheduler has armed `times` more polls."""
+        target = len(delays(page)) + times
+        self.advance_until(lambda: len(delays(page)) >= target, limit_ms)
+
+
+@pytest.fixture
+def make_tabs(browser: Browser) -> Iterator[Callable[..., Tabs]]:
+    contexts: list[BrowserContext] = []
+
+    def make(init_script: str | None = None) -> Tabs:
+        context = browser.new_context()
+        contexts.append(context)
+        server = FakeServer()
+        context.route(f"{ORIGIN}/**", server.handle)
+        if init_script:
+            context.add_init_script(init_script)
+        context.clock.install(time=START)
+        context.clock.pause_at(START + timedelta(seconds=1))
+        return Tabs(context, server, shares_storage=init_script is None)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def tabs(make_tabs: Callable[..., Tabs]) -> Tabs:
+    return make_tabs()
+
+
+def role(page: Page) -> str:
+    return page.evaluate("document.body.dataset.tabRole")
+
+
+def leaders(pages: list[Page]) -> list[Page]:
+    return [page for page in pages if role(page) == "leader"]
+
+
+def wait_for_one_leader(
+    tabs: Tabs, pages: list[Page], within_s: float, among: list[Page] | None = None
+) -> Page:
+    """Wait in real time until exactly one of pages leads, and it is one of `among`."""
+    candidates = pages if among is None else among
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = leaders(pages)
+        if len(found) == 1 and found[0] in candidates:
+            return found[0]
+        tabs.context.clock.run_for(10)
+    pytest.fail(f"No single leader among {len(candidates)} tabs within {within_s} s.")
+
+
+def role_history(page: Page) -> list[str]:
+    return page.evaluate("harness.roles.map(change => change.role)")
+
+
+def received(page: Page) -> list[list]:
+    return page.evaluate("harness.received.map(message => [message.seq, message.html])")
+
+
+def delays(page: Page) -> list[int]:
+    return page.evaluate("harness.schedules.filter(s => s.delayMs !== null).map(s => s.delayMs)")
+
+
+def scheduler_paused(page: Page) -> bool:
+    return page.evaluate("harness.coordination.scheduler.paused")
+
+
+def plant(page: Page, key: str, value: object) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    page.evaluate("([key, text]) => localStorage.setItem(key, text)", [key, text])
+
+
+def set_visibility(page: Page, state: str) -> None:
+    page.evaluate(SET_VISIBILITY, state)
+
+
+def wait_for_received(page: Page, count: int) -> None:
+    page.wait_for_function(f"harness.received.length >= {count}", polling=50)
+
+
+def ask_to_start(tabs: Tabs, pages: list[Page]) -> list[bool]:
+    """Ask every page at once whether it may start the operation, then let answers settle."""
+    ask = "harness.coordination.tabs.canExecuteAction('start-operation', 2000)"
+    for page in pages:
+        page.evaluate(f"() => {{ harness.asked = {ask}; }}")
+    tabs.context.clock.run_for(SETTLE_MS)
+    return [page.evaluate("harness.asked") for page in pages]
+
+
+def crash(page: Page) -> None:
+    """Kill the tab's renderer: no pagehide, no more timers, as in a real crash."""
+    with page.expect_event("crash"), contextlib.suppress(PlaywrightError):
+        page.goto("chrome://crash")
+    # Its dead renderer would fail the clock's calls; closing it now runs nothing.
+    page.close()
+
+
+def test_a_single_tab_leads_and_polls(tabs: Tabs) -> None:
+    page = tabs.open(NO_JITTER)
+
+    tabs.advance(6000)
+
+    assert role(page) == "leader"
+    assert tabs.server.polls == [page]
+    expect(page.locator("#live")).to_have_text("<p>state 1</p>")
+    expect(page.locator("#next-poll")).to_have_text(re.compile(r"^2030-01-01T00:00:1"))
+
+
+def test_five_tabs_elect_one_leader_that_alone_polls_as_much_as_one_tab(
+    make_tabs: Callable[..., Tabs],
+) -> None:
+    crowd, alone = make_tabs(), make_tabs()
+    pages = crowd.open_many(5, NO_JITTER)
+    single = alone.open(NO_JITTER)
+
+    # Steps of one heartbeat: the barrier after each keeps every lease fresh in every tab.
+    for _ in range(0, 3 * 60_000, HEARTBEAT_MS):
+        crowd.step(HEARTBEAT_MS)
+        alone.step(HEARTBEAT_MS)
+
+    [leader] = leaders(pages)
+    assert set(crowd.server.polls) == {leader}
+    assert abs(len(crowd.server.polls) - len(alone.server.polls)) <= 1
+    assert len(alone.server.polls) >= 8
+    assert alone.server.polls_by(single) == len(alone.server.polls)
+    # Exactly one leader at all times: nobody's role ever changed after the election.
+    assert role_history(leader) == ["leader"]
+    assert all(role_history(page) == [] for page in pages if page is not leader)
+    assert crowd.errors == []
+
+
+def test_closing_the_leader_makes_another_tab_leader_at_once(tabs: Tabs) -> None:
+    pages = tabs.open_many(3)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    background = [page for page in pages if page is not leader]
+    # The user reads the leader; the others are background tabs, which cannot take
+    # over by being visible: only the leader's resignation on pagehide hands over.
+    for page in background:
+        set_visibility(page, "hidden")
+
+    closed_at = time.monotonic()
+    with leader.expect_event("close"):
+        leader.close(run_before_unload=True)
+    successor = wait_for_one_leader(tabs, background, within_s=1)
+
+    assert time.monotonic() - closed_at < 1
+
+    tabs.server.polls.clear()
+    tabs.advance(36_000, step=HEARTBEAT_MS)
+    # Nobody looks at any tab now, so the successor polls at the 30 s maximum.
+    assert tabs.server.polls == [successor]
+
+
+def test_a_crashed_leader_is_replaced_within_the_timeout(tabs: Tabs) -> None:
+    pages = tabs.open_many(3)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    survivors = [page for page in pages if page is not leader]
+
+    crash(leader)
+    last_heartbeat_at = json.loads(survivors[0].evaluate(f"localStorage['{LEADER_KEY}']"))[
+        "heartbeatAt"
+    ]
+    tabs.advance_until(lambda: len(leaders(survivors)) == 1, limit_ms=TIMEOUT_MS + 2000)
+
+    [successor] = leaders(survivors)
+    took_over_at = successor.evaluate("harness.roles.at(-1).at")
+    # Not before the lease runs out (a late heartbeat is not a crash), and right after.
+    assert TIMEOUT_MS <= took_over_at - last_heartbeat_at <= TIMEOUT_MS + 250
+
+
+def test_followers_receive_each_broadcast_in_order_and_drop_stale_ones(tabs: Tabs) -> None:
+    tabs.server.changing = True
+    pages = tabs.open_many(3, NO_JITTER)
+    tabs.advance_until(lambda: len(tabs.server.polls) == 3, limit_ms=30_000)
+    [leader] = leaders(pages)
+    followers = [page for page in pages if page is not leader]
+    expected = [[1, "<p>state 1</p>"], [2, "<p>state 2</p>"], [3, "<p>state 3</p>"]]
+
+    for page in pages:
+        wait_for_received(page, 3)
+        assert received(page) == expected
+
+    plant(leader, BROADCAST_KEY, {"seq": 2, "html": "<p>stale</p>"})
+    plant(leader, BROADCAST_KEY, {"seq": 7, "html": "<p>fresh</p>"})
+    for follower in followers:
+        follower.wait_for_function("harness.received.at(-1).seq === 7", polling=50)
+        assert received(follower) == [*expected, [7, "<p>fresh</p>"]]
+        assert follower.locator("#live").inner_text() == "<p>fresh</p>"
+
+
+def test_a_new_tab_paints_the_last_broadcast_at_once(tabs: Tabs) -> None:
+    tabs.server.body = "<p>operations: 2 running</p>"
+    first = tabs.open(NO_JITTER)
+    tabs.advance(6000)
+    wait_for_received(first, 1)
+
+    newcomer = tabs.open(NO_JITTER)
+
+    assert newcomer.locator("#live").text_content() == "<p>operations: 2 running</p>"
+    assert received(newcomer) == [[1, "<p>operations: 2 running</p>"]]
+    assert tabs.server.polls_by(newcomer) == 0
+
+
+def test_backoff_grows_to_the_cap_and_pauses_after_max_attempts(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&pollMaxAttempts=12")
+
+    tabs.advance_until(lambda: scheduler_paused(page), limit_ms=260_000, step=1000)
+
+    # The first poll is a change (nothing was shown yet), so the ladder restarts after it.
+    assert delays(page) == [5000, *LADDER]
+    assert len(tabs.server.polls) == 13
+    assert page.locator("#next-poll").inner_text() == "paused"
+    tabs.advance(120_000, step=5000)
+    assert len(tabs.server.polls) == 13
+
+
+def test_polling_resumes_on_focus_and_resets_on_change_or_action(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&pollMaxAttempts=4")
+    tabs.advance_until(lambda: scheduler_paused(page), limit_ms=60_000)
+
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    tabs.advance_until_rescheduled(page, times=2)
+    assert delays(page)[-3:] == [0, 6000, 7200]
+
+    tabs.server.body = "<p>state 2</p>"
+    tabs.advance_until_rescheduled(page, times=1)
+    assert delays(page)[-1] == 5000
+
+    tabs.advance_until_rescheduled(page, times=1)
+    assert delays(page)[-1] == 6000
+    page.evaluate("harness.coordination.noteAction()")
+    assert delays(page)[-1] == 5000
+
+
+def test_polling_continues_with_backoff_through_server_errors(tabs: Tabs) -> None:
+    tabs.server.status = 500
+    page = tabs.open(NO_JITTER)
+    wait_for_one_leader(tabs, [page], within_s=1)
+
+    tabs.advance_until_rescheduled(page, times=3)
+
+    assert delays(page) == [5000, 6000, 7200, 8640]
+    assert page.evaluate("harness.errors") == ["Error: GET /poll answered 500"] * 3
+
+
+def test_a_hung_poll_is_abandoned_and_polling_goes_on(tabs: Tabs) -> None:
+    tabs.server.hanging = True
+    page = tabs.open(NO_JITTER)
+    wait_for_one_leader(tabs, [page], within_s=5)
+
+    tabs.advance_until_rescheduled(page, times=1)
+
+    assert delays(page) == [5000, 6000]
+    assert page.evaluate("harness.errors") == ["Error: The poll took longer than 30000 ms."]
+
+
+def test_poll_intervals_carry_up_to_ten_percent_of_jitter(tabs: Tabs) -> None:
+    page = tabs.open()
+    wait_for_one_leader(tabs, [page], within_s=1)
+
+    tabs.advance_until_rescheduled(page, times=3)
+
+    ladder = [5000, 5000, 6000, 7200]
+    pairs = zip(delays(page), ladder, strict=True)
+    assert all(0.9 * base <= delay <= 1.1 * base for delay, base in pairs)
+    assert delays(page) != ladder
+
+
+def test_a_follower_forwards_actions_to_the_leader(tabs: Tabs) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [follower] = [page for page in pages if page is not leader]
+    tabs.advance_until(lambda: delays(leader)[-1] == 6000, limit_ms=20_000)
+
+    follower.evaluate("harness.coordination.noteAction()")
+
+    leader.wait_for_function("harness.schedules.at(-1).delayMs === 5000", polling=50)
+
+
+def test_without_local_storage_each_tab_polls_on_its_own(make_tabs: Callable[..., Tabs]) -> None:
+    tabs = make_tabs(init_script=NO_LOCAL_STORAGE)
+    pages = tabs.open_many(3, NO_JITTER)
+
+    tabs.advance_until(lambda: all(len(delays(page)) == 4 for page in pages), limit_ms=30_000)
+
+    assert [role(page) for page in pages] == ["leader"] * 3
+    # Each tab on its own ladder: 5 s (first result), 5 s, then 6 s.
+    assert [tabs.server.polls_by(page) for page in pages] == [3, 3, 3]
+    assert all(delays(page) == [5000, 5000, 6000, 7200] for page in pages)
+    assert tabs.errors == []
+
+
+def test_markup_planted_in_the_broadcast_key_is_never_executed(tabs: Tabs) -> None:
+    planter, victim = tabs.open_many(2)
+    attack = '<img src=x onerror="window.pwned = true"><script>window.pwned = true</script>'
+
+    plant(planter, BROADCAST_KEY, "not json {")
+    plant(planter, BROADCAST_KEY, {"seq": "9", "html": {"toString": "x"}})
+    plant(planter, BROADCAST_KEY, {"seq": 50, "html": attack})
+    victim.wait_for_function("harness.received.length === 1", polling=50)
+    newcomer = tabs.open()
+
+    for page in (victim, newcomer):
+        assert received(page) == [[50, attack]]
+        assert page.locator("#live").text_content() == attack
+        assert page.evaluate("document.querySelectorAll('img').length") == 0
+        assert page.evaluate("window.pwned") is None
+    assert tabs.errors == []
+
+
+def test_a_planted_lease_far_in_the_future_does_not_block_elections(tabs: Tabs) -> None:
+    planter = tabs.open()
+    planter.evaluate("harness.coordination.stop()")
+    forever = {"tabId": "intruder", "epoch": 9, "expiresAt": 10**15, "hidden": False}
+    plant(planter, LEADER_KEY, forever)
+
+    newcomer = tabs.open()
+
+    assert wait_for_one_leader(tabs, [newcomer], within_s=1) is newcomer
+
+
+def test_a_hidden_leader_hands_over_to_a_visible_tab_at_once(tabs: Tabs) -> None:
+    pages = tabs.open_many(2)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [other] = [page for page in pages if page is not leader]
+
+    set_visibility(leader, "hidden")
+
+    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
+    tabs.advance(120_000, step=HEARTBEAT_MS)
+    assert role_history(leader) == ["leader", "follower"]
+    assert role_history(other) == ["leader"]
+
+
+def test_hidden_tabs_do_not_take_the_lease_of_a_throttled_hidden_leader(tabs: Tabs) -> None:
+    pages = tabs.open_many(2)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [other] = [page for page in pages if page is not leader]
+    for page in (other, leader):
+        set_visibility(page, "hidden")
+
+    # Chrome may run a hidden tab's timers once a minute: freeze them for 60 s.
+    leader.evaluate("harness.coordination.tabs.stop()")
+    tabs.advance(60_000, step=HEARTBEAT_MS)
+    leader.evaluate("harness.coordination.tabs.start()")
+    tabs.advance(30_000, step=HEARTBEAT_MS)
+
+    assert role_history(leader) == ["leader"]
+    assert role_history(other) == []
+    # And the moment someone looks at the other tab, it leads.
+    set_visibility(other, "visible")
+    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
+
+
+def test_only_one_tab_may_execute_an_action_within_its_window(tabs: Tabs) -> None:
+    pages = tabs.open_many(3)
+
+    # All three ask before any write can reach the others, as echoes of one event do.
+    assert sorted(ask_to_start(tabs, pages)) == [False, False, True]
+    assert ask_to_start(tabs, pages) == [False, False, False]
+    tabs.advance(2000)
+    assert ask_to_start(tabs, pages[1:2]) == [True]
+
+
+def test_clearing_a_namespace_removes_its_keys_only(tabs: Tabs) -> None:
+    page = tabs.open()
+    plant(page, "coordhub:someone-else:broadcast", {"seq": 1, "html": "theirs"})
+    plant(page, "unrelated", "kept")
+    page.evaluate("harness.coordination.tabs.broadcast('<p>mine</p>')")
+
+    page.evaluate("harness.coordination.tabs.clear()")
+
+    keys = page.evaluate("Object.keys(localStorage)")
+    assert sorted(keys) == ["coordhub:someone-else:broadcast", "unrelated"]
