@@ -1,0 +1,93 @@
+"""Never more slot holders than slots, at any instant: threads and processes racing to claim.
+
+The racers run in subprocesses against a fresh database of the kind under test
+(a SQLite file, or a new PostgreSQL database): pytest-django's SQLite test
+database lives in a shared-cache memory database, whose table locks fail at once
+("database table is locked") instead of waiting, which is not how coordhub's
+file database behaves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.operations.racer import ROOT, Tables, Tally, environment, fresh_database, merge
+
+# Selects these tests for the PostgreSQL pass; the racing itself uses a fresh database.
+pytestmark = pytest.mark.django_db
+
+LIMIT = 3
+
+
+def most_at_once(intervals: list[tuple[int, int]]) -> int:
+    """Return the largest number of half-open [start, end) intervals that overlap (sweep line)."""
+    # At equal times an end (-1) sorts before a start (+1): [a, b) and [b, c) do not overlap.
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = highest = 0
+    for _, change in events:
+        current += change
+        highest = max(highest, current)
+    return highest
+
+
+def race(database_url: str, *, processes: int, threads: int, rounds: int) -> Tally:
+    """Start racer processes, let them go at once, and merge what they saw."""
+    command = [sys.executable, "-m", "tests.operations.racer", "race"]
+    options = [f"--rounds={rounds}", f"--threads={threads}", f"--limit={LIMIT}"]
+    racers = [
+        subprocess.Popen(
+            [*command, *options],
+            cwd=ROOT,
+            env=environment(database_url),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=60) for racer in racers]
+    finally:
+        for racer in racers:
+            racer.kill()
+            racer.wait()
+    assert [racer.returncode for racer in racers] == [0] * processes, outputs
+    return merge([Tally(**json.loads(stdout)) for stdout, _ in outputs])
+
+
+def held_slots(database_url: str) -> list:
+    tables = Tables(database_url)
+    try:
+        return tables.held()
+    finally:
+        tables.close()
+
+
+@pytest.mark.parametrize(
+    ("processes", "threads", "rounds"),
+    [pytest.param(1, 8, 30, id="8-threads"), pytest.param(4, 2, 30, id="4-processes-of-2-threads")],
+)
+def test_claim_never_exceeds_slot_count_under_contention(
+    tmp_path: Path, processes: int, threads: int, rounds: int
+):
+    with fresh_database(tmp_path) as database_url:
+        total = race(database_url, processes=processes, threads=threads, rounds=rounds)
+        held = held_slots(database_url)
+
+    assert len(total.intervals) + total.rejected == processes * threads * rounds
+    assert total.intervals, "no claim succeeded"
+    assert total.rejected, "no claim was refused: the racers never contended"
+    assert total.failed_releases == 0
+    assert most_at_once(total.intervals) <= LIMIT
+    assert held == []
