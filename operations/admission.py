@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django_tasks_db.backend import DatabaseBackend
 
 from operations import metrics
 from operations.exceptions import NoFreeSlot
@@ -41,15 +42,29 @@ def admit(
                 limit=config.max_concurrent_operations,
                 lease_seconds=config.slot_lease_seconds,
             )
-            transaction.on_commit(partial(enqueue, operation, hold))
+            if queue_shares_the_database():
+                # The task row commits with the operation or not at all: a start that fails
+                # midway (the database going away) leaves nothing behind.
+                enqueue(operation, hold)
+            else:
+                transaction.on_commit(partial(enqueue, operation, hold))
     except NoFreeSlot:
         metrics.add(metrics.REJECTIONS)
         raise
     return operation
 
 
+def queue_shares_the_database() -> bool:
+    """Whether the task backend stores its queue in the default database (django-tasks-db)."""
+    return isinstance(run_operation.get_backend(), DatabaseBackend)
+
+
 def enqueue(operation: Operation, hold: Hold) -> None:
-    """Hand the operation to the task backend; a lost enqueue ends when its lease runs out."""
+    """Hand the operation to the task backend.
+
+    With another backend this runs after commit, so that a worker never sees a
+    task before its operation; an enqueue lost there ends when the lease runs out.
+    """
     result = run_operation.enqueue(str(operation.id), hold.lease_version)
     operation.task_id = uuid.UUID(str(result.id))
     Operation.objects.filter(pk=operation.id).update(task_id=operation.task_id)
