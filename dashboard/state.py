@@ -21,10 +21,12 @@ class LiveState:
     slots: list[Slot]
     slot_limit: int
     budget: Usage | None
+    rendered_at: int = field(init=False)
     state_version: str = field(init=False)
     content_version: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.rendered_at = int(timezone.now().timestamp() * 1000)
         # A change of state: an operation appeared, changed status or ended; a slot changed hands.
         state = [f"{op.id}:{op.status}" for op in self.operations]
         state += [f"slot{slot.number}:{slot.operation_id}" for slot in self.slots]
@@ -32,6 +34,7 @@ class LiveState:
         # What is drawn also moves with progress and the client's budget.
         content = [self.state_version]
         content += [f"{op.id}:{op.progress}:{op.message}" for op in self.operations]
+        content += [f"lease{slot.number}:{slot.lease_expires_at}" for slot in self.slots]
         content += [f"budget:{self.budget.remaining}" if self.budget else "budget:off"]
         self.content_version = digest(content)
 

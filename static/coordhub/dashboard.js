@@ -39,11 +39,17 @@ function paint(html) {
   const live = liveRegion();
   const fresh = sanitizeLiveRegion(html);
   if (!live || !fresh) return;
-  if (fresh.dataset.contentVersion === live.dataset.contentVersion) return;
-  live.replaceWith(fresh);
-  window.htmx?.process(fresh);
+  // Versions are hashes; the render time says which of two regions is newer, so a
+  // stale broadcast never paints over a fresher page.
+  if (Number(fresh.dataset.renderedAt) < Number(live.dataset.renderedAt)) return;
+  if (fresh.dataset.contentVersion !== live.dataset.contentVersion) {
+    live.replaceWith(fresh);
+    window.htmx?.process(fresh);
+    startCountdowns(fresh);
+  }
+  // Also when the region already shows it (a cancel swapped it in): else every poll
+  // would send stale versions, be answered in full and count as a change of state.
   versions = currentVersions();
-  startCountdowns(fresh);
 }
 
 function showRole(role) {
@@ -95,7 +101,8 @@ startCountdowns(document);
 
 // A change this tab made (start, cancel) is news for the leader: poll now.
 document.addEventListener("coordhub:changed", () => handle.wake());
-document.addEventListener("htmx:afterSwap", (event) => startCountdowns(event.detail.target));
+// An outerHTML swap's detail.target is the element that left; event.target is what came in.
+document.addEventListener("htmx:afterSwap", (event) => startCountdowns(event.target));
 document.addEventListener("submit", () => handle.noteAction());
 document.addEventListener("click", (event) => {
   if (event.target.closest("button, a, select, input")) handle.noteAction();
