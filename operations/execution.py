@@ -7,10 +7,12 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from operations import metrics, slots
@@ -32,6 +34,7 @@ CANCEL_POLL_SECONDS = 0.5
 SLEEP_STEP_SECONDS = 0.1
 # A kind that ignores check() is ended this long after its deadline by the lease keeper.
 TIMEOUT_GRACE_SECONDS = 5
+FINISH_RETRY_SECONDS = 1
 
 # Set by the worker command when it must stop: running kinds are interrupted.
 stop_requested = threading.Event()
@@ -63,15 +66,19 @@ class OperationContext:
         if time.monotonic() >= self._next_cancel_poll:
             self._next_cancel_poll = time.monotonic() + CANCEL_POLL_SECONDS
             operation = Operation.objects.filter(pk=self.operation_id)
-            if operation.filter(cancel_requested=True).exists():
-                raise Cancelled()
+            with database_outage_tolerated("cancellation check"):
+                if operation.filter(cancel_requested=True).exists():
+                    raise Cancelled()
 
     def progress(self, percent: float, message: str = "") -> None:
         """Record progress (0-100) and a short message; stop if the operation is no longer ours."""
         self.check()
         percent = max(0, min(100, int(percent)))
         running = Operation.objects.filter(pk=self.operation_id, status=Status.RUNNING)
-        if not running.update(progress=percent, message=message[:200]):
+        updated = None
+        with database_outage_tolerated("progress"):  # progress can wait for the next report
+            updated = running.update(progress=percent, message=message[:200])
+        if updated == 0:
             raise LeaseLost()
 
     def sleep(self, seconds: float) -> None:
@@ -98,7 +105,12 @@ class LeaseKeeper(threading.Thread):
                 if time.monotonic() > self.context.deadline + TIMEOUT_GRACE_SECONDS:
                     self.end_overdue_operation()
                     return
-                if not slots.renew(self.hold, self.lease_seconds):
+                renewed = None
+                # A brief outage is retried at the next renewal; a long one lets the lease
+                # expire, and then the renewal after it finds the slot gone.
+                with database_outage_tolerated("lease renewal"):
+                    renewed = slots.renew(self.hold, self.lease_seconds)
+                if renewed is False:
                     self.context.interrupt(LeaseLost())
                     return
         finally:
@@ -192,7 +204,28 @@ def describe_failure(exc: Exception) -> str:
 
 
 def finish(operation_id: uuid.UUID, status: Status, **fields: Any) -> bool:
-    """End the operation if it is still running (fenced by status); say whether it was."""
-    return bool(
-        Operation.objects.filter(pk=operation_id, status=Status.RUNNING).finish(status, **fields)
-    )
+    """End the operation if it is still running (fenced by status); say whether it was.
+
+    Retried through a database outage of up to about one lease, so that the
+    recorded outcome is the real one rather than a later "worker lost".
+    """
+    running = Operation.objects.filter(pk=operation_id, status=Status.RUNNING)
+    deadline = time.monotonic() + settings.COORDHUB.slot_lease_seconds
+    while True:
+        try:
+            return bool(running.finish(status, **fields))
+        except DatabaseError:
+            close_old_connections()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(FINISH_RETRY_SECONDS)
+
+
+@contextmanager
+def database_outage_tolerated(what: str) -> Iterator[None]:
+    """Let a database error pass (logged), dropping the broken connection."""
+    try:
+        yield
+    except DatabaseError as exc:
+        logger.warning("Database unavailable for %s: %s", what, exc)
+        close_old_connections()
