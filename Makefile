@@ -35,6 +35,14 @@ test: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
+$(VENV)/.installed-bench: $(VENV)/.installed-test pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check --editable '.[test,bench]'
+	@touch $@
+
+bench: $(VENV)/.installed-bench
+	scripts/install-test-services.sh
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

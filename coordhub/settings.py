@@ -47,12 +47,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "operations.middleware.ApiKeyMiddleware",
-    "operations.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Sync-only, so last: above them every async-capable middleware would run in a thread.
+    "operations.middleware.ApiKeyMiddleware",
+    "operations.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # No inline or eval'd script anywhere: planted markup cannot run.

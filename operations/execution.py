@@ -120,9 +120,8 @@ class LeaseKeeper(threading.Thread):
         """A kind that never calls check() still ends, and its slot comes back."""
         timed_out = TimedOut(self.context.timeout_seconds)
         self.context.interrupt(timed_out)
-        if finish(self.hold.operation_id, Status.FAILED, error=str(timed_out)):
+        if finish(self.hold, Status.FAILED, error=str(timed_out)):
             metrics.add(metrics.TIMEOUTS)
-        slots.release(self.hold)
 
     def stop(self) -> None:
         self.done.set()
@@ -140,7 +139,7 @@ def execute(operation_id: str | uuid.UUID, lease_version: int) -> str:
     keeper = LeaseKeeper(hold, context, config.slot_lease_seconds)
     keeper.start()
     try:
-        return run_kind(operation, context)
+        return run_kind(operation, context, hold)
     finally:
         keeper.stop()
         slots.release(hold)
@@ -165,7 +164,7 @@ def begin(hold: slots.Hold, lease_seconds: int) -> bool:
     return False
 
 
-def run_kind(operation: Operation, context: OperationContext) -> str:
+def run_kind(operation: Operation, context: OperationContext, hold: slots.Hold) -> str:
     """Call the kind and record how it ended."""
     try:
         result = get_kind(operation.kind).function(context, **operation.params)
@@ -176,21 +175,21 @@ def run_kind(operation: Operation, context: OperationContext) -> str:
         )
         return "lease lost"
     except Cancelled as exc:
-        finish(operation.id, Status.CANCELLED, error=str(exc), message="Cancelled")
+        finish(hold, Status.CANCELLED, error=str(exc), message="Cancelled")
         metrics.add(metrics.CANCELLED)
         return "cancelled"
     except Interrupted as exc:
-        if finish(operation.id, Status.FAILED, error=str(exc)):
+        if finish(hold, Status.FAILED, error=str(exc)):
             metrics.add(metrics.FAILED)
             if isinstance(exc, TimedOut):
                 metrics.add(metrics.TIMEOUTS)
         return "interrupted"
     except Exception as exc:  # a kind's own failure, whatever it is, fails the operation
         logger.info("Operation %s failed: %r", operation.id, exc)
-        if finish(operation.id, Status.FAILED, error=describe_failure(exc)):
+        if finish(hold, Status.FAILED, error=describe_failure(exc)):
             metrics.add(metrics.FAILED)
         return "failed"
-    if finish(operation.id, Status.COMPLETED, result=result, progress=100, message="Completed"):
+    if finish(hold, Status.COMPLETED, result=result, progress=100, message="Completed"):
         metrics.add(metrics.COMPLETED)
     return "completed"
 
@@ -203,17 +202,21 @@ def describe_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def finish(operation_id: uuid.UUID, status: Status, **fields: Any) -> bool:
-    """End the operation if it is still running (fenced by status); say whether it was.
+def finish(hold: slots.Hold, status: Status, **fields: Any) -> bool:
+    """End the operation if it is still running and free its slot, together.
 
+    Fenced by status and lease: say whether this call ended the operation.
     Retried through a database outage of up to about one lease, so that the
     recorded outcome is the real one rather than a later "worker lost".
     """
-    running = Operation.objects.filter(pk=operation_id, status=Status.RUNNING)
+    running = Operation.objects.filter(pk=hold.operation_id, status=Status.RUNNING)
     deadline = time.monotonic() + settings.COORDHUB.slot_lease_seconds
     while True:
         try:
-            return bool(running.finish(status, **fields))
+            with transaction.atomic():
+                ended = bool(running.finish(status, **fields))
+                slots.release(hold)
+            return ended
         except DatabaseError:
             close_old_connections()
             if time.monotonic() >= deadline:

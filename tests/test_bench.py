@@ -1,0 +1,59 @@
+"""`make bench` in its quick form, so the benchmark script cannot rot unnoticed.
+
+It starts its own PostgreSQL, Redis and coordhub servers (as `make test` can);
+only that it runs and prints every row is checked here, not the figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VERDICTS = {"meets", "misses", "info"}
+ROWS = (
+    "1. GET /api/operations/<id> vs /bench/minimal",
+    "1. GET /dashboard/live/ unchanged (204) vs /bench/minimal",
+    "2. POST /api/operations -> 202 p50, SQLite",
+    "2. POST /api/operations -> 202 p99, SQLite",
+    "2. POST /api/operations -> 202 p50, PostgreSQL + Redis",
+    "2. POST /api/operations -> 202 p99, PostgreSQL + Redis",
+    "3. slots: admitted under contention, SQLite",
+    "3. slots: admitted under contention, PostgreSQL",
+    "3. rate limit: admitted from a burst of 30, SQLite + local memory",
+    "3. rate limit: admitted from a burst of 30, PostgreSQL + Redis",
+    "4. rate-limit check, local memory",
+    "4. rate-limit check, Redis",
+    "5. /bench/minimal under uvicorn",
+    "5. /bench/minimal under gunicorn",
+    "6. polls per 10 min, 1 tab (computed)",
+    "6. polls per 10 min, 5 tabs (computed)",
+    "6. polls per 10 min, 20 tabs (computed)",
+)
+
+
+def test_quick_benchmark_exits_0_and_prints_every_row_with_a_verdict():
+    finished = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr[-4000:]
+    lines = finished.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("measurement"))
+    assert [cell.strip() for cell in header.split("|")] == [
+        "measurement",
+        "figure",
+        "baseline",
+        "ratio",
+        "target",
+        "verdict",
+    ]
+    for name in ROWS:
+        row = next((line for line in lines if line.startswith(name)), None)
+        assert row is not None, f"no row {name!r} in:\n{finished.stdout}"
+        assert row.rsplit("|", 1)[1].strip() in VERDICTS, row
