@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from operations.limits import Usage
-from operations.models import ACTIVE_STATUSES, Operation, Slot, Status
+from operations.models import Operation, Slot
 
 SHOWN_OPERATIONS = 20
+OPERATION_FIELDS = ("id", "status", "progress", "message")
+SLOT_FIELDS = ("number", "operation_id", "lease_expires_at")
+
+
+@dataclass(frozen=True)
+class Versions:
+    state: str
+    content: str
+
+
+def versions_of(
+    operations: Iterable[tuple], slots: Iterable[tuple], budget: Usage | None
+) -> Versions:
+    """Hash what the live region shows, from rows of OPERATION_FIELDS and SLOT_FIELDS."""
+    operations, slots = list(operations), list(slots)
+    # A change of state: an operation appeared, changed status or ended; a slot changed hands.
+    state = [f"{op_id}:{status}" for op_id, status, *_ in operations]
+    state += [f"slot{number}:{holder}" for number, holder, _ in slots]
+    state_version = digest(state)
+    # What is drawn also moves with progress, leases and the client's budget.
+    content = [state_version]
+    content += [f"{op_id}:{progress}:{message}" for op_id, _, progress, message in operations]
+    content += [f"lease{number}:{expires}" for number, _, expires in slots]
+    content += [f"budget:{budget.remaining}" if budget else "budget:off"]
+    return Versions(state_version, digest(content))
+
+
+def digest(parts: list[str]) -> str:
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
+def shown(select: Callable[[QuerySet], QuerySet]) -> list[Any]:
+    """Running and queued operations first, then the most recent others."""
+    active = list(select(Operation.objects.active().order_by("-created_at"))[:SHOWN_OPERATIONS])
+    room = SHOWN_OPERATIONS - len(active)
+    finished = select(Operation.objects.finished().order_by("-created_at"))[:room] if room else []
+    return active + list(finished)
+
+
+def current_versions(budget: Usage | None) -> Versions:
+    """The versions alone, from three small queries: what an unchanged poll costs."""
+    operations = shown(lambda queryset: queryset.values_list(*OPERATION_FIELDS))
+    slots = Slot.objects.order_by("number").values_list(*SLOT_FIELDS)
+    return versions_of(operations, slots, budget)
 
 
 @dataclass
@@ -27,16 +73,12 @@ class LiveState:
 
     def __post_init__(self) -> None:
         self.rendered_at = int(timezone.now().timestamp() * 1000)
-        # A change of state: an operation appeared, changed status or ended; a slot changed hands.
-        state = [f"{op.id}:{op.status}" for op in self.operations]
-        state += [f"slot{slot.number}:{slot.operation_id}" for slot in self.slots]
-        self.state_version = digest(state)
-        # What is drawn also moves with progress and the client's budget.
-        content = [self.state_version]
-        content += [f"{op.id}:{op.progress}:{op.message}" for op in self.operations]
-        content += [f"lease{slot.number}:{slot.lease_expires_at}" for slot in self.slots]
-        content += [f"budget:{self.budget.remaining}" if self.budget else "budget:off"]
-        self.content_version = digest(content)
+        versions = versions_of(
+            ((op.id, op.status, op.progress, op.message) for op in self.operations),
+            ((slot.number, slot.operation_id, slot.lease_expires_at) for slot in self.slots),
+            self.budget,
+        )
+        self.state_version, self.content_version = versions.state, versions.content
 
     @property
     def held(self) -> int:
@@ -44,27 +86,7 @@ class LiveState:
         return sum(1 for slot in self.slots if slot.operation_id and not slot.is_expired(now))
 
 
-def digest(parts: list[str]) -> str:
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
-
-
 def live_state(budget: Usage | None) -> LiveState:
-    """Running and queued operations first, then the most recent others."""
-    active_first = Case(
-        When(status__in=ACTIVE_STATUSES, then=Value(0)),
-        default=Value(1),
-        output_field=IntegerField(),
-    )
-    operations = list(Operation.objects.order_by(active_first, "-created_at")[:SHOWN_OPERATIONS])
-    limit = settings.COORDHUB.max_concurrent_operations
+    operations = shown(lambda queryset: queryset)
     slots = list(Slot.objects.select_related("operation").order_by("number"))
-    return LiveState(operations, slots, limit, budget)
-
-
-STATUS_TONES = {
-    Status.QUEUED: "waiting",
-    Status.RUNNING: "busy",
-    Status.COMPLETED: "good",
-    Status.FAILED: "bad",
-    Status.CANCELLED: "muted",
-}
+    return LiveState(operations, slots, settings.COORDHUB.max_concurrent_operations, budget)

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.state import live_state
+from dashboard.state import current_versions, live_state
 from operations import limits
 from operations.admission import admit
 from operations.api import may_control
@@ -44,8 +44,9 @@ def start_budget(request: HttpRequest) -> limits.Usage | None:
         return None
 
 
-def live_context(request: HttpRequest) -> dict[str, Any]:
-    return {"live": live_state(start_budget(request)), "client_key": client_key(request)}
+def live_context(request: HttpRequest, budget: limits.Usage | None = None) -> dict[str, Any]:
+    budget = budget if budget is not None else start_budget(request)
+    return {"live": live_state(budget), "client_key": client_key(request)}
 
 
 def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[str, Any]:
@@ -76,16 +77,16 @@ def live(request: HttpRequest) -> HttpResponse:
         reads = None  # watching keeps working without the cache
     if reads and reads.exceeded:
         return HttpResponse(status=429, headers={"Retry-After": str(reads.reset_seconds)})
-    context = live_context(request)
-    versions = {
-        STATE_HEADER: context["live"].state_version,
-        CONTENT_HEADER: context["live"].content_version,
-    }
-    if request.headers.get(CONTENT_HEADER) == context["live"].content_version:
-        return HttpResponse(status=204, headers=versions)
+    budget = start_budget(request)
+    # Versions first, from small queries: most polls end here with a 204.
+    versions = current_versions(budget)
+    headers = {STATE_HEADER: versions.state, CONTENT_HEADER: versions.content}
+    if request.headers.get(CONTENT_HEADER) == versions.content:
+        return HttpResponse(status=204, headers=headers)
+    context = live_context(request, budget)
     response = render(request, "dashboard/index.html#live", context)
-    for name, value in versions.items():
-        response[name] = value
+    response[STATE_HEADER] = context["live"].state_version
+    response[CONTENT_HEADER] = context["live"].content_version
     return response
 
 
