@@ -254,7 +254,9 @@ def test_a_frozen_worker_that_wakes_up_cannot_touch_the_slot_it_lost(deployment:
     assert reclaimed.result is None
 
 
-def test_a_terminated_worker_fails_its_operation_after_the_grace_period(deployment: Deployment):
+def test_a_terminated_worker_fails_its_operation_and_the_cap_holds_after_restart(
+    deployment: Deployment,
+):
     worker = deployment.start_worker("worker", "--shutdown-grace", "1")
     [operation_id] = deployment.admit(duration=60)
     deployment.wait_until_running([operation_id])
@@ -267,3 +269,11 @@ def test_a_terminated_worker_fails_its_operation_after_the_grace_period(deployme
     assert operation.status == "failed"
     assert operation.error == "Its worker was shut down before the operation finished."
     assert deployment.tables.held() == []
+
+    # After a restart the cap still holds: LIMIT operations run, the next start is refused.
+    deployment.start_worker("restarted")
+    started = deployment.admit(duration=60, count=LIMIT)
+    deployment.wait_until_running(started)
+    with pytest.raises(AssertionError, match="NoFreeSlot"):
+        deployment.admit(duration=60)
+    assert len(deployment.tables.held()) == LIMIT
