@@ -37,3 +37,13 @@ def configure(settings):
         settings.COORDHUB = dataclasses.replace(settings.COORDHUB, **values)
 
     return apply
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Start every test with empty rate-limit windows."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

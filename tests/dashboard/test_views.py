@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from operations.admission import admit
 from operations.models import Operation, Slot, Status
@@ -14,7 +13,6 @@ STATE = "X-Coordhub-State"
 
 @pytest.fixture(autouse=True)
 def limits(configure):
-    cache.clear()
     configure(
         max_concurrent_operations=2,
         enable_rate_limiting=True,

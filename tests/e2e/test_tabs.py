@@ -29,6 +29,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 
+from tests.e2e.dashboard_helpers import PASS_BARRIER, WRITE_BARRIER
+
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
 FILES = {
@@ -55,14 +57,6 @@ SET_VISIBILITY = """state => {
 DESCRIBE_TAB = """({
     role: document.body.dataset.tabRole, now: Date.now(), polls: harness.polls,
     schedules: harness.schedules.slice(-3), errors: harness.errors, roles: harness.roles,
-})"""
-WRITE_BARRIER = """([index, count]) => localStorage.setItem(`test-barrier:${index}`, count)"""
-PASS_BARRIER = """([tabs, count]) => new Promise(resolve => {
-    const passed = () => Array.from({length: tabs}, (_, index) => index)
-        .every(index => localStorage.getItem(`test-barrier:${index}`) === String(count));
-    const check = () => passed() && resolve(window.removeEventListener("storage", check));
-    window.addEventListener("storage", check);
-    check();
 })"""
 NO_LOCAL_STORAGE = """Object.defineProperty(window, "localStorage", {
     get() { throw new DOMException("Access is denied for this document.", "SecurityError"); },

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -18,13 +17,6 @@ from operations.models import ApiKey, Operation, Status
 pytestmark = pytest.mark.django_db
 
 BEARER_CHALLENGE = 'Bearer realm="coordhub"'
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import re
 
 import django_ratelimit.core
 import pytest
-from django.core.cache import cache
 from django.test import RequestFactory, override_settings
 
 from operations import limits
@@ -28,13 +27,6 @@ class Clock:
 
     def time(self) -> float:
         return self.now
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture(autouse=True)
