@@ -93,9 +93,12 @@ def usage(request: HttpRequest, group: str, *, increment: bool) -> Usage:
     except Exception as exc:  # any cache client error: the counters cannot be trusted
         logger.warning("Rate-limit cache failed: %r", exc)
         raise RateLimitUnavailable() from exc
-    if found is None or found["time_left"] < 0:
+    if found is None or found["limit"] != limit:
         # django-ratelimit reports a cache that answered nothing as limit 0.
+        logger.warning("Rate-limit cache gave no count for %s: %r", group, found)
         raise RateLimitUnavailable()
     # django-ratelimit's window still counts during its last second (time_left == 0), so a
-    # client may succeed only time_left + 1 seconds from now.
-    return Usage(group, limit, found["count"], found["time_left"] + 1)
+    # client may succeed only time_left + 1 seconds from now. A request that was counted
+    # just before its window ended and finished just after sees time_left == -1: the window
+    # it was counted in is over, so the next request may come at once (Retry-After 1).
+    return Usage(group, limit, found["count"], max(found["time_left"], 0) + 1)

@@ -7,6 +7,7 @@ import re
 
 import django_ratelimit.core
 import pytest
+from django.core.cache import caches
 from django.test import RequestFactory, override_settings
 
 from operations import limits
@@ -102,6 +103,27 @@ def test_a_new_window_accepts_starts_again(client, clock):
 
     assert response.status_code == 202
     assert rate_limit_field(response)["r"] == 2
+
+
+def test_a_start_counted_as_its_window_ends_is_admitted_not_refused_as_unavailable(
+    client, clock, monkeypatch
+):
+    """A slow request may be counted in a window's last second and finish in the next."""
+    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
+    clock.now += limits.peek(request, limits.START).reset_seconds - 1  # the window's last second
+    counter_cache = caches["default"]
+    count = counter_cache.add
+
+    def count_slowly(*args, **kwargs):
+        added = count(*args, **kwargs)
+        clock.now += 1.5  # the counter is written, then the window ends
+        return added
+
+    monkeypatch.setattr(counter_cache, "add", count_slowly)
+    response = start(client)
+
+    assert response.status_code == 202
+    assert rate_limit_field(response) == {"r": 2, "t": 1}
 
 
 def test_start_responses_carry_the_ietf_draft_ratelimit_fields(client):

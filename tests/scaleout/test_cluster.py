@@ -118,7 +118,7 @@ def test_slot_cap_holds_across_web_processes_and_workers(start_cluster, figures)
     assert unexpected(answers) == []
     assert burst_seconds < 60, "the burst outlasted its operations; nothing is proven"
     assert len(admitted) == limit, cluster.logs()
-    assert set(refusals) == {"429 concurrency_limit"}
+    assert set(refusals) == {"429 concurrency_limit"}, cluster.logs()
 
     with httpx.Client() as http:
         for answer in admitted:  # the slots come free as these end
