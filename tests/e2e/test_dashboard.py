@@ -94,9 +94,12 @@ def wait_for_one_leader(dashboard: Dashboard, within_s: float) -> Page:
 def submit_start(dashboard: Dashboard, page: Page, data: str) -> Response:
     """Submit the start form and let htmx settle the form it swaps in."""
     page.locator("[name=data]").fill(data)
+    page.evaluate("document.getElementById('start-form').dataset.answered = 'no'")
     with page.expect_response("**/dashboard/start/") as answer:
         page.get_by_role("button", name="Start").click()
-    # htmx wires the new form when it settles, 20 ms later: time the paused clock must run.
+    # The answer can reach the network layer before htmx swaps it in: wait in real time
+    # for the new form, then run the paused clock past htmx's 20 ms settle, which wires it.
+    page.wait_for_function("document.getElementById('start-form').dataset.answered !== 'no'")
     dashboard.step(100)
     return answer.value
 
