@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.state import current_versions, live_state
+from dashboard.state import Versions, current_versions, live_state
 from operations import limits
 from operations.admission import admit
 from operations.api import may_control
@@ -44,9 +44,11 @@ def start_budget(request: HttpRequest) -> limits.Usage | None:
         return None
 
 
-def live_context(request: HttpRequest, budget: limits.Usage | None = None) -> dict[str, Any]:
+def live_context(
+    request: HttpRequest, budget: limits.Usage | None = None, versions: Versions | None = None
+) -> dict[str, Any]:
     budget = budget if budget is not None else start_budget(request)
-    return {"live": live_state(budget), "client_key": client_key(request)}
+    return {"live": live_state(budget, versions), "client_key": client_key(request)}
 
 
 def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[str, Any]:
@@ -83,10 +85,10 @@ def live(request: HttpRequest) -> HttpResponse:
     headers = {STATE_HEADER: versions.state, CONTENT_HEADER: versions.content}
     if request.headers.get(CONTENT_HEADER) == versions.content:
         return HttpResponse(status=204, headers=headers)
-    context = live_context(request, budget)
+    context = live_context(request, budget, versions)
     response = render(request, "dashboard/index.html#live", context)
-    response[STATE_HEADER] = context["live"].state_version
-    response[CONTENT_HEADER] = context["live"].content_version
+    for name, value in headers.items():
+        response[name] = value
     return response
 
 
