@@ -100,6 +100,23 @@ SQLITE_OPTIONS = {
 }
 
 
+POSTGRES_POOL = {
+    # Under ASGI each request runs its sync code in a new thread, so a persistent
+    # connection (CONN_MAX_AGE) is never reused and every request would connect
+    # anew. One pool per process hands requests connections that are already open;
+    # CONN_HEALTH_CHECKS makes it test each one it hands out.
+    "min_size": 2,
+    "max_size": 20,
+    # How long a request waits for a connection when all are busy, or while the
+    # database is unreachable, before it answers 503 database_unavailable.
+    "timeout": 2,
+    # Give up one reconnection attempt (retried 1 s, 2 s, 4 s ... apart) after this
+    # long; the next request starts a new one, so recovery after a long outage
+    # does not wait out an ever-growing back-off.
+    "reconnect_timeout": 5,
+}
+
+
 def database_settings(url: str) -> dict:
     """Return the default database: `url` if given, else db.sqlite3 in the project."""
     if not url:
@@ -108,10 +125,11 @@ def database_settings(url: str) -> dict:
             "NAME": BASE_DIR / "db.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
         }
-    database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    database = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
-        database["CONN_MAX_AGE"] = 0
+    elif database["ENGINE"] == "django.db.backends.postgresql":
+        database["OPTIONS"] = {"pool": POSTGRES_POOL, **database.get("OPTIONS", {})}
     return database
 
 

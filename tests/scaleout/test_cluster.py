@@ -35,6 +35,7 @@ LEASE_SECONDS = 3
 SWEEP_SECONDS = 1
 # Slack for scheduling on a busy two-core machine, beyond the lease and one sweep.
 MARGIN_SECONDS = 8
+OUTAGE_SECONDS = 5
 WORKER_LOST = "Worker lost"
 
 
@@ -114,6 +115,7 @@ def test_slot_cap_holds_across_web_processes_and_workers(start_cluster, figures)
     figures["burst"] = f"{len(answers)} starts from 20 clients in {burst_seconds:.1f} s"
     figures["burst admitted vs limit"] = f"{len(admitted)} vs {limit}"
     figures["burst refusals"] = dict(refusals)
+    figures["admitted"], figures["limit"] = len(admitted), limit
 
     assert unexpected(answers) == []
     assert burst_seconds < 60, "the burst outlasted its operations; nothing is proven"
@@ -153,6 +155,9 @@ def test_slot_cap_holds_across_web_processes_and_workers(start_cluster, figures)
     )
     figures["operations"] = dict(outcomes)
     figures["most running at once (as the workers recorded it) vs limit"] = f"{peak} vs {limit}"
+    figures["most running at once"] = peak
+    figures["answers"] = len(answers) + len(more)
+    figures["5xx other than 503"] = len(unexpected(answers + more))
 
     assert outcomes == {"cancelled": limit, "completed": len(ids) - limit}
     assert peak == limit
@@ -196,6 +201,8 @@ def test_rate_limit_is_shared_by_the_web_processes(start_cluster, figures):
         r for (r, _), a in zip(standings, burst, strict=True) if a.status == 202
     ]
     figures["window"] = f"{standings[0][1]} s left at the first start of the burst"
+    figures["admitted"], figures["limit"] = len(admitted), RATE_LIMIT
+    figures["answers"], figures["5xx other than 503"] = len(burst), len(unexpected(burst))
 
     assert unexpected(burst) == []
     # One window throughout: the seconds to reset never jump back up.
@@ -257,6 +264,8 @@ def test_operations_of_a_killed_worker_fail_and_the_others_complete(start_cluste
             f"{reclaim_seconds:.1f} s (lease {LEASE_SECONDS} s, sweep every {SWEEP_SECONDS} s)"
         )
         figures["killed worker held"] = f"{len(doomed)} of {len(ids)}"
+        figures["reclaim seconds"] = round(reclaim_seconds, 2)
+        figures["lease seconds"], figures["sweep seconds"] = LEASE_SECONDS, SWEEP_SECONDS
         for operation_id in doomed:
             assert finished[operation_id]["status"] == "failed"
             assert finished[operation_id]["error"].startswith(WORKER_LOST)
@@ -318,7 +327,7 @@ def test_starts_fail_closed_while_redis_is_down_and_recover(start_cluster, figur
     figures["while Redis was down: GET /dashboard/live/"] = dict(live)
     figures["while Redis was down: GET /api/health"] = dict(health)
     figures["starts admitted again after restart"] = f"{recovery_seconds:.1f} s"
-    figures["5xx other than 503"] = len(unexpected(answers))
+    figures["answers"], figures["5xx other than 503"] = len(answers), len(unexpected(answers))
 
     assert unexpected(answers) == []
     assert set(starts) == {"503 rate_limit_unavailable"}
@@ -355,14 +364,16 @@ def test_a_postgres_restart_under_load_answers_503_then_recovers(start_cluster, 
         )
 
     pids = cluster.pids()
-    loaders = [threading.Thread(target=load, args=(url,)) for url in cluster.urls]
+    # Two clients per web process: while PostgreSQL is down a request waits up to the
+    # pool's 2 s timeout for a connection before its 503.
+    loaders = [threading.Thread(target=load, args=(url,)) for url in cluster.urls * 2]
     for loader in loaders:
         loader.start()
     try:
         time.sleep(2)
         cluster.stop_postgres()
         down_at = time.monotonic()
-        time.sleep(3)
+        time.sleep(OUTAGE_SECONDS)
         up_at = time.monotonic()
         cluster.start_postgres()
         wait_for(serving_again, "serving reads and starts again", 15, cluster)
@@ -380,7 +391,7 @@ def test_a_postgres_restart_under_load_answers_503_then_recovers(start_cluster, 
         Counter(f"{a.status} {a.error}" for a in during)
     )
     figures["first success after the restart began"] = f"{recovery_seconds:.1f} s"
-    figures["5xx other than 503"] = len(unexpected(answers))
+    figures["answers"], figures["5xx other than 503"] = len(answers), len(unexpected(answers))
 
     assert unexpected(answers) == []
     assert during, "no request was answered while PostgreSQL was down"
@@ -403,7 +414,14 @@ def test_a_postgres_restart_under_load_answers_503_then_recovers(start_cluster, 
                 "SELECT id FROM operations_operation WHERE status IN ('queued', 'running')"
             )
         ),
-        "every operation finishing",
+        "every operation finishing: "
+        + repr(
+            cluster.rows(
+                "SELECT o.status, o.created_at, o.started_at, t.status, t.worker_ids"
+                " FROM operations_operation o LEFT JOIN django_tasks_database_dbtaskresult t"
+                " ON t.id = o.task_id WHERE o.status IN ('queued', 'running')"
+            )
+        ),
         LEASE_SECONDS + SWEEP_SECONDS + MARGIN_SECONDS,
         cluster,
     )

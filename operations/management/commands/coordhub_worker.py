@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections, connection
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME
 from django_tasks_db.management.commands.db_worker import Worker
 
@@ -28,6 +28,7 @@ from operations import execution, maintenance
 logger = logging.getLogger("operations.worker")
 
 HEARTBEAT_SECONDS = 5
+WORKER_CONNECTION_MAX_AGE = 60
 
 
 class Command(BaseCommand):
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         parser.add_argument("--worker-id", default="", help="Unique id (default: host-pid).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        keep_a_connection_per_thread()
         config = settings.COORDHUB
         worker_id = options["worker_id"] or f"{socket.gethostname()}-{os.getpid()}"[:48]
         threads = options["threads"] or config.max_concurrent_operations
@@ -86,6 +88,22 @@ class Command(BaseCommand):
         maintenance_thread.join(timeout=5)
         maintenance.retire(worker_id)
         self.stdout.write(f"Worker {worker_id} stopped.")
+
+
+def keep_a_connection_per_thread() -> None:
+    """Let each of this worker's threads keep its own connection instead of the pool.
+
+    The PostgreSQL pool (settings.POSTGRES_POOL) serves web requests, which under
+    ASGI each run in a thread of their own. A worker's threads live as long as the
+    worker does, so each keeps one connection, dropped after a database error and
+    opened again when next needed.
+    """
+    database = connections.settings[DEFAULT_DB_ALIAS]
+    if database.get("OPTIONS", {}).get("pool"):
+        connection.close()
+        connection.close_pool()
+        database["OPTIONS"] = {k: v for k, v in database["OPTIONS"].items() if k != "pool"}
+        database["CONN_MAX_AGE"] = WORKER_CONNECTION_MAX_AGE
 
 
 def task_loop(worker_id: str, interval: float) -> Worker:
