@@ -6,8 +6,8 @@ prints one table and stops everything, also on Ctrl-C or error. Exits 0 when eve
 measurement ran, whether or not it met its target (benchmarks report; tests
 assert), and 1 when one could not run.
 
-    python bench/run.py            # about 4 minutes
-    python bench/run.py --quick    # a smoke run of about a minute
+    python bench/run.py            # about 6 minutes
+    python bench/run.py --quick    # a smoke run of about a minute, without the fault scenarios
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench/ itself is sys.path[0]
 
-from bench import admission, polling, throughput  # noqa: E402
+from bench import admission, faults, polling, throughput  # noqa: E402
 from bench.load import LoadGenerator  # noqa: E402
 from bench.servers import (  # noqa: E402
     UNLIMITED,
@@ -442,6 +442,9 @@ def header(run: Run, quick: bool, elapsed: float) -> str:
             f"3: all clients share one address (one client to the limits); slot races run "
             f"without a worker and with rate limiting off; limit {SLOT_LIMIT} slots",
             f"6: computed, ladder {polling.describe_ladder()}",
+            "7: tests/scaleout, each scenario on its own PostgreSQL, Redis, 2 daphne processes "
+            "and 2 workers (lease 3 s, sweep every 1 s for the kill -9); 5xx rows count "
+            "answers other than 503 (an honest 'unavailable')",
         ]
     )
 
@@ -461,7 +464,15 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="load generator for throughput (auto: wrk when installed)",
     )
+    parser.add_argument(
+        "--faults",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the scale-out fault scenarios of tests/scaleout (default: on unless --quick)",
+    )
     args = parser.parse_args(argv)
+    if args.faults is None:
+        args.faults = not args.quick
 
     def stop_on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -484,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: run.admission_latency("PostgreSQL + Redis"),
             )
             run.section(["3. over-admission"], run.contention)
+        if args.faults:
+            progress("scale-out and faults: the tests/scaleout scenarios (about 2 minutes)")
+            run.section([faults.NOT_RUN], lambda: faults.rows(directory))
+        else:
+            run.rows.append(Row(faults.NOT_RUN, "not run (--quick; add --faults)"))
         run.rows += polling.rows()
     except KeyboardInterrupt:
         progress("interrupted: stopping everything")

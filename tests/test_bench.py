@@ -30,6 +30,7 @@ ROWS = (
     "6. polls per 10 min, 1 tab (computed)",
     "6. polls per 10 min, 5 tabs (computed)",
     "6. polls per 10 min, 20 tabs (computed)",
+    "7. scale-out and faults",  # --quick leaves the fault scenarios to tests/scaleout
 )
 
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.scaleout.cluster import Cluster
+
+FIGURES_FILE_VARIABLE = "COORDHUB_FIGURES_FILE"
 
 
 @pytest.fixture
@@ -28,9 +32,17 @@ def start_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    """Figures a test collects; printed after it (shown with `pytest -s`)."""
+    """Figures a test collects; printed after it (shown with `pytest -s`).
+
+    With COORDHUB_FIGURES_FILE set they are also appended to that file as one JSON
+    object per test, which is how `bench/run.py` reports them.
+    """
     collected: dict[str, object] = {}
     yield collected
-    if collected:
-        lines = "\n".join(f"    {name}: {value}" for name, value in collected.items())
-        print(f"\n[scaleout figures] {request.node.name}\n{lines}")
+    if not collected:
+        return
+    lines = "\n".join(f"    {name}: {value}" for name, value in collected.items())
+    print(f"\n[scaleout figures] {request.node.name}\n{lines}")
+    if path := os.environ.get(FIGURES_FILE_VARIABLE):
+        with open(path, "a") as out:
+            out.write(json.dumps({"test": request.node.name, "figures": collected}) + "\n")

@@ -90,7 +90,7 @@ def test_sqlite_serves_sixteen_busy_clients_without_errors_or_locks(server, figu
     figures["requests"] = f"{len(answers)} ({dict(Counter(a.status for a in answers))})"
     figures["starts"] = dict(Counter(f"{a.status} {a.error}".strip() for a in starts))
     figures["admitted operations"] = dict(ended)
-    figures["5xx or no answer"] = len(failures)
+    figures["answers"], figures["5xx or no answer"] = len(answers), len(failures)
     figures[f"'{LOCKED}' in the server log"] = server.log.read_text().count(LOCKED)
 
     assert [f"{a.method} {a.url} -> {a.status} {a.error} {a.text[:200]}" for a in failures] == []
