@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from operations.limits import Usage
@@ -46,12 +47,20 @@ def digest(parts: list[str]) -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
+def ordered_operations() -> tuple[QuerySet[Operation], QuerySet[Operation]]:
+    """Running and queued operations, then finished ones; each newest first."""
+    return (
+        Operation.objects.active().order_by("-created_at"),
+        Operation.objects.finished().order_by("-created_at"),
+    )
+
+
 def shown() -> list[Operation]:
     """Running and queued operations first, then the most recent others."""
-    active = list(Operation.objects.active().order_by("-created_at")[:SHOWN_OPERATIONS])
-    room = SHOWN_OPERATIONS - len(active)
-    finished = Operation.objects.finished().order_by("-created_at")[:room] if room else []
-    return active + list(finished)
+    active, finished = ordered_operations()
+    first = list(active[:SHOWN_OPERATIONS])
+    room = SHOWN_OPERATIONS - len(first)
+    return first + (list(finished[:room]) if room else [])
 
 
 @functools.cache
@@ -61,16 +70,13 @@ def version_queries(alias: str) -> tuple[tuple[str, tuple], ...]:
     An unchanged poll runs these on every request; through the ORM their compiling and
     row conversion cost ten times what the database does.
     """
+    active, finished = ordered_operations()
     querysets = (
-        Operation.objects.active().order_by("-created_at")[:SHOWN_OPERATIONS],
-        Operation.objects.finished().order_by("-created_at")[:SHOWN_OPERATIONS],
-        Slot.objects.order_by("number"),
+        active[:SHOWN_OPERATIONS].values_list(*OPERATION_FIELDS),
+        finished[:SHOWN_OPERATIONS].values_list(*OPERATION_FIELDS),
+        Slot.objects.order_by("number").values_list(*SLOT_FIELDS),
     )
-    fields = (OPERATION_FIELDS, OPERATION_FIELDS, SLOT_FIELDS)
-    return tuple(
-        queryset.values_list(*names).query.get_compiler(alias).as_sql()
-        for queryset, names in zip(querysets, fields, strict=True)
-    )
+    return tuple(queryset.query.get_compiler(alias).as_sql() for queryset in querysets)
 
 
 def current_versions(budget: Usage | None) -> Versions:

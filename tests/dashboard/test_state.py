@@ -9,7 +9,7 @@ from operations.models import Operation, Status
 pytestmark = pytest.mark.django_db
 
 
-def test_the_cheap_versions_match_the_rendered_state(configure):
+def test_running_operations_come_first_and_at_most_twenty_are_shown(configure):
     configure(max_concurrent_operations=3)
     finished = [
         Operation.objects.create(kind="simulated", status=Status.COMPLETED)
@@ -19,9 +19,25 @@ def test_the_cheap_versions_match_the_rendered_state(configure):
     Operation.objects.filter(pk=running.pk).update(status=Status.RUNNING, progress=30)
 
     state = live_state(None)
-    versions = current_versions(None)
 
-    assert (versions.state, versions.content) == (state.state_version, state.content_version)
     assert state.operations[0].pk == running.pk
     assert len(state.operations) == SHOWN_OPERATIONS
     assert finished[0] not in state.operations
+    assert state.content_version == current_versions(None).content
+
+
+def test_progress_changes_the_content_version_and_a_status_change_both(configure):
+    configure(max_concurrent_operations=3)
+    operation = admit("simulated", {})
+    before = current_versions(None)
+
+    Operation.objects.filter(pk=operation.pk).update(progress=40)
+    progressed = current_versions(None)
+    Operation.objects.filter(pk=operation.pk).update(status=Status.RUNNING)
+    running = current_versions(None)
+
+    assert current_versions(None) == running  # nothing changed, nothing new
+    assert progressed.state == before.state
+    assert progressed.content != before.content
+    assert running.state != progressed.state
+    assert running.content != progressed.content
