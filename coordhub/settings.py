@@ -91,6 +91,8 @@ TEMPLATES = [
     },
 ]
 
+# Django's SQLite backend, keeping closed connections for the next request to reuse.
+SQLITE_ENGINE = "coordhub.sqlite"
 SQLITE_OPTIONS = {
     # IMMEDIATE: a write transaction takes the lock when it begins, so two
     # writers queue on the busy timeout instead of failing to upgrade a read lock.
@@ -121,12 +123,13 @@ def database_settings(url: str) -> dict:
     """Return the default database: `url` if given, else db.sqlite3 in the project."""
     if not url:
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": SQLITE_ENGINE,
             "NAME": BASE_DIR / "db.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
         }
     database = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
     if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["ENGINE"] = SQLITE_ENGINE
         database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
     elif database["ENGINE"] == "django.db.backends.postgresql":
         database["OPTIONS"] = {"pool": POSTGRES_POOL, **database.get("OPTIONS", {})}
