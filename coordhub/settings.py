@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_ratelimit",  # its system checks of the cache behind the limits
     "django_tasks_db",
     "coordhub",
     "operations",
@@ -146,8 +147,9 @@ def cache_settings(url: str) -> dict:
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     return {
         # django-redis keeps one connection pool per process, shared by every
-        # request, where Django's RedisCache opens one per request under ASGI.
-        "BACKEND": "django_redis.cache.RedisCache",
+        # request, where Django's RedisCache opens one per request under ASGI;
+        # coordhub.cache also shares its client instead of building one per request.
+        "BACKEND": "coordhub.cache.RedisCache",
         "LOCATION": url,
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
     }
@@ -155,10 +157,13 @@ def cache_settings(url: str) -> dict:
 
 CACHES = {"default": cache_settings(COORDHUB.redis_url)}
 
+# django-ratelimit supports django-redis by the name of its class, and
+# coordhub.cache.RedisCache is django-redis with its client shared.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if COORDHUB.web_processes == 1:
     # One web process owns every rate-limit counter, so a local-memory cache is
-    # exact there; coordhub.E008 reports a non-shared cache with more processes.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    # exact there; with more processes it is an error (and coordhub.E008 says why).
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

@@ -17,7 +17,7 @@ def worker_alive():
 def redis_cache(url: str) -> dict:
     return {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "coordhub.cache.RedisCache",
             "LOCATION": url,
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
         }

@@ -206,7 +206,7 @@ def test_no_free_slot_is_429_concurrency_limit_and_creates_nothing(client, confi
 def unreachable_redis() -> dict:
     return {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "coordhub.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
         }
