@@ -58,3 +58,21 @@ def test_quick_benchmark_exits_0_and_prints_every_row_with_a_verdict():
         row = next((line for line in lines if line.startswith(name)), None)
         assert row is not None, f"no row {name!r} in:\n{finished.stdout}"
         assert row.rsplit("|", 1)[1].strip() in VERDICTS, row
+
+
+def test_the_in_process_costs_script_prints_each_read_in_three_columns():
+    finished = subprocess.run(
+        [sys.executable, "bench/inprocess.py", "--requests", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    lines = finished.stdout.splitlines()
+    for name in ("/bench/minimal", "GET /api/operations/<id>", "unchanged GET /dashboard/live/"):
+        row = next((line for line in lines if line.startswith(name)), None)
+        assert row is not None, finished.stdout
+        figures = [float(cell) for cell in row[len(name) :].split()[-3:]]
+        assert all(figure > 0 for figure in figures), row
