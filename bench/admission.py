@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.load import percentile
 from bench.servers import BenchError
+from operations.loadcheck import WINDOW_SECONDS, percentile
 
 START_PATH = "/api/operations"
 MINIMAL_PATH = "/bench/minimal"
-WINDOW_SECONDS = 60  # coordhub's start limit counts in one-minute windows
 TIMEOUT_SECONDS = 30.0
 
 

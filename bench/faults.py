@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.servers import environment
 from bench.table import Row, exactly, failed
+from tests.operations.racer import without_configuration
+from tests.scaleout.cluster import FIGURES_FILE_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES_FILE_VARIABLE = "COORDHUB_FIGURES_FILE"  # read by tests/scaleout/conftest.py
 TIMEOUT_SECONDS = 900
 NOT_RUN = "7. scale-out and faults"
 
@@ -140,8 +140,8 @@ def read(path: Path) -> dict[str, Figures]:
 
 
 def test_environment() -> dict[str, str]:
-    """Ours without coordhub's configuration, as for the servers, but pytest's own settings."""
-    env = environment()
-    for name in ("DJANGO_SETTINGS_MODULE", "DEBUG", "LOG_LEVEL"):
-        env.pop(name)
-    return env
+    """Ours without coordhub's configuration, for pytest to run with its own settings."""
+    return without_configuration("DJANGO_SETTINGS_MODULE") | {
+        "COORDHUB_ENV": "testing",
+        "PYTHONUNBUFFERED": "1",
+    }

@@ -29,15 +29,13 @@ if str(ROOT) not in sys.path:
 
 from bench.servers import UNLIMITED, environment  # noqa: E402
 
-CONTENT_HEADER = "X-Coordhub-Content"
-DEFAULT_DB_ALIAS = "default"
 COORDHUB_SQLITE = "coordhub.sqlite"  # keeps closed connections for the next request
 DJANGO_SQLITE = "django.db.backends.sqlite3"  # opens one for every request
 
 
 def use_engine(engine: str) -> None:
     """Serve the next requests through `engine`, on the same database file."""
-    from django.db import connections
+    from django.db import DEFAULT_DB_ALIAS, connections
 
     connections.close_all()
     with contextlib.suppress(AttributeError):  # no connection made in this thread yet
@@ -81,6 +79,7 @@ def measure(directory: Path, count: int) -> None:
     from django.db import connections
     from django.test import Client
 
+    from dashboard.views import CONTENT_HEADER
     from operations.admission import admit
 
     call_command("migrate", verbosity=0)

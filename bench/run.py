@@ -6,7 +6,7 @@ prints one table and stops everything, also on Ctrl-C or error. Exits 0 when eve
 measurement ran, whether or not it met its target (benchmarks report; tests
 assert), and 1 when one could not run.
 
-    python bench/run.py            # about 6 minutes
+    python bench/run.py            # about 5 minutes
     python bench/run.py --quick    # a smoke run of about a minute, without the fault scenarios
 """
 
@@ -136,7 +136,6 @@ class Run:
 
     def reads_and_servers(self) -> list[Row]:
         """Reads against /bench/minimal, the rate-limit check, and the three web servers."""
-        assert self.load is not None
         progress("throughput: starting servers")
         limits = {
             "ENABLE_RATE_LIMITING": "true",

@@ -8,7 +8,6 @@ its own database copied from a template migrated once per engine.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -18,12 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 from psycopg import sql
 
-from coordhub.config import CONFIG_FILE_VARIABLE, PROFILE_VARIABLES, setting_fields
+from tests.live import stop_with_parent
+from tests.operations.racer import without_configuration
 from tests.services import PostgresServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,17 +32,10 @@ HOST = "127.0.0.1"
 UNLIMITED = "10000000"  # per minute: no benchmark request is ever refused by a limit
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
-PR_SET_PDEATHSIG = 1
 
 
 class BenchError(RuntimeError):
     """Something a measurement needs could not be started or did not answer as expected."""
-
-
-def stop_with_parent() -> None:
-    """Have the kernel send SIGTERM to the child if the benchmark process dies first."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def environment(**variables: str) -> dict[str, str]:
@@ -50,10 +44,7 @@ def environment(**variables: str) -> dict[str, str]:
     The profile is `testing` with DEBUG and debug logging off, so no request pays for
     query recording or log lines; each scenario adds its limits and URLs.
     """
-    configuration = {spec.metadata["variable"] for spec in setting_fields()}
-    configuration |= {*PROFILE_VARIABLES, CONFIG_FILE_VARIABLE, "DJANGO_SETTINGS_MODULE"}
-    inherited = {key: value for key, value in os.environ.items() if key not in configuration}
-    return inherited | {
+    return without_configuration("DJANGO_SETTINGS_MODULE") | {
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "COORDHUB_ENV": "testing",
         "DEBUG": "false",
@@ -257,8 +248,9 @@ class Databases:
 
     def postgres_url(self, database: str) -> str:
         assert self.stack.postgres is not None
-        return f"postgres://{self.stack.postgres.user}@{HOST}:{self.stack.postgres.port}/{database}"
+        return urlsplit(self.stack.postgres.url)._replace(path=f"/{database}").geturl()
 
     def execute(self, statement: sql.Composable) -> None:
-        with psycopg.connect(self.postgres_url("postgres"), autocommit=True) as connection:
+        assert self.stack.postgres is not None
+        with psycopg.connect(self.stack.postgres.url, autocommit=True) as connection:
             connection.execute(statement)

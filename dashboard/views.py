@@ -45,9 +45,8 @@ def start_budget(request: HttpRequest) -> limits.Usage | None:
 
 
 def live_context(
-    request: HttpRequest, budget: limits.Usage | None = None, versions: Versions | None = None
+    request: HttpRequest, budget: limits.Usage | None, versions: Versions | None = None
 ) -> dict[str, Any]:
-    budget = budget if budget is not None else start_budget(request)
     return {"live": live_state(budget, versions), "client_key": client_key(request)}
 
 
@@ -65,7 +64,7 @@ def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[s
 @signed_in_unless_anonymous_allowed
 def index(request: HttpRequest) -> HttpResponse:
     """The whole dashboard page."""
-    context = live_context(request) | start_form_context("simulated")
+    context = live_context(request, start_budget(request)) | start_form_context("simulated")
     return render(request, "dashboard/index.html", context | {"config": settings.COORDHUB})
 
 
@@ -150,7 +149,7 @@ def cancel_operation(request: HttpRequest, operation_id: Any) -> HttpResponse:
             cancel(operation)
         except OperationFinished:
             status = 409
-    context = live_context(request)
+    context = live_context(request, start_budget(request))
     response = render(request, "dashboard/index.html#live", context, status=status)
     response["HX-Trigger"] = "coordhub:changed"
     return response

@@ -24,7 +24,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     idle: ClassVar[dict[str, queue.LifoQueue[sqlite3.Connection]]] = {}
 
     def idle_connections(self) -> queue.LifoQueue[sqlite3.Connection]:
-        return self.idle.setdefault(str(self.settings_dict["NAME"]), queue.LifoQueue())
+        name = str(self.settings_dict["NAME"])
+        return self.idle.get(name) or self.idle.setdefault(name, queue.LifoQueue())
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
         if not self.is_in_memory_db():

@@ -146,12 +146,8 @@ class Dashboard:
             page.wait_for_function(POLLS_SETTLED, polling=10, timeout=15_000)
         if len(pages) < 2:
             return
-        # Each tab's writes reach the others in order, so its marker comes after them.
         self.barriers += 1
-        for index, page in enumerate(pages):
-            page.evaluate(WRITE_BARRIER, [index, self.barriers])
-        for page in pages:
-            page.evaluate(PASS_BARRIER, [len(pages), self.barriers])
+        pass_storage_barrier(pages, self.barriers)
 
     def advance(self, ms: int, step: int) -> None:
         for _ in range(0, ms, step):
@@ -210,6 +206,15 @@ class Dashboard:
 
     def close(self) -> None:
         self.context.close()
+
+
+def pass_storage_barrier(pages: list[Page], number: int) -> None:
+    """Wait until every tab has seen the writes every other tab made before barrier `number`."""
+    # Each tab's writes reach the others in order, so its marker comes after them.
+    for index, page in enumerate(pages):
+        page.evaluate(WRITE_BARRIER, [index, number])
+    for page in pages:
+        page.evaluate(PASS_BARRIER, [len(pages), number])
 
 
 def role(page: Page) -> str:

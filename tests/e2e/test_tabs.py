@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +29,13 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.e2e.dashboard_helpers import PASS_BARRIER, WRITE_BARRIER
+from tests.e2e.dashboard_helpers import (
+    HEARTBEAT_MS,
+    LADDER,
+    START,
+    pass_storage_barrier,
+    role,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
@@ -40,15 +46,11 @@ FILES = {
 NAMESPACE = "coordhub:harness:"
 LEADER_KEY = NAMESPACE + "leader"
 BROADCAST_KEY = NAMESPACE + "broadcast"
-START = datetime(2030, 1, 1, tzinfo=UTC)
-HEARTBEAT_MS = 3000
 TIMEOUT_MS = 10000
 # The fake /poll answers at the next step of the clock, so keep steps short.
 STEP_MS = 500
 SETTLE_MS = 100  # More than the 50 ms a claim waits before it leads.
 NO_JITTER = "pollJitter=0"
-# What the ladder gives from 5000 ms, times 1.2 up to 30000, rounded at each step.
-LADDER = [5000, 6000, 7200, 8640, 10368, 12442, 14930, 17916, 21499, 25799, 30000, 30000]
 # The page cannot hide itself, so tests make `document.visibilityState` say so.
 SET_VISIBILITY = """state => {
     Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
@@ -131,12 +133,8 @@ class Tabs:
         pages = [page for page in self.pages if not page.is_closed()]
         if not self.shares_storage or len(pages) < 2:
             return
-        # Each tab's writes reach the others in order, so its marker comes after them.
         self.barriers += 1
-        for index, page in enumerate(pages):
-            page.evaluate(WRITE_BARRIER, [index, self.barriers])
-        for page in pages:
-            page.evaluate(PASS_BARRIER, [len(pages), self.barriers])
+        pass_storage_barrier(pages, self.barriers)
 
     def advance_until(
         self, condition: Callable[[], bool], limit_ms: int, step: int = STEP_MS
@@ -182,10 +180,6 @@ def make_tabs(browser: Browser) -> Iterator[Callable[..., Tabs]]:
 @pytest.fixture
 def tabs(make_tabs: Callable[..., Tabs]) -> Tabs:
     return make_tabs()
-
-
-def role(page: Page) -> str:
-    return page.evaluate("document.body.dataset.tabRole")
 
 
 def leaders(pages: list[Page]) -> list[Page]:

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,13 +46,30 @@ SQLITE_PREFIX = "sqlite:///"
 HOLD_SECONDS = (0.005, 0.02)
 
 
+def most_at_once(intervals: Iterable[tuple[Any, Any]]) -> int:
+    """Return the most half-open [start, end) intervals that cover any one instant."""
+    # At equal times an end (-1) sorts before a start (+1): [a, b) and [b, c) never overlap.
+    events = sorted(
+        (moment, step) for start, end in intervals for moment, step in ((start, 1), (end, -1))
+    )
+    peak = covering = 0
+    for _, step in events:
+        covering += step
+        peak = max(peak, covering)
+    return peak
+
+
+def without_configuration(*also: str) -> dict[str, str]:
+    """Our environment without coordhub's configuration variables nor the names in `also`."""
+    dropped = {spec.metadata["variable"] for spec in setting_fields()}
+    dropped |= {*PROFILE_VARIABLES, CONFIG_FILE_VARIABLE, *also}
+    return {key: value for key, value in os.environ.items() if key not in dropped}
+
+
 def environment(database_url: str, **variables: str) -> dict[str, str]:
     """Return a subprocess environment: ours without coordhub configuration, plus `variables`."""
-    configuration = {spec.metadata["variable"] for spec in setting_fields()}
-    configuration |= {*PROFILE_VARIABLES, CONFIG_FILE_VARIABLE}
-    inherited = {key: value for key, value in os.environ.items() if key not in configuration}
     return (
-        inherited
+        without_configuration()
         | {"DATABASE_URL": database_url, "COORDHUB_ENV": "testing", "PYTHONUNBUFFERED": "1"}
         | variables
     )

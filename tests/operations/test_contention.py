@@ -16,23 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.operations.racer import ROOT, Tables, Tally, environment, fresh_database, merge
+from tests.operations.racer import (
+    ROOT,
+    Tables,
+    Tally,
+    environment,
+    fresh_database,
+    merge,
+    most_at_once,
+)
 
 # Selects these tests for the PostgreSQL pass; the racing itself uses a fresh database.
 pytestmark = pytest.mark.django_db
 
 LIMIT = 3
-
-
-def most_at_once(intervals: list[tuple[int, int]]) -> int:
-    """Return the largest number of half-open [start, end) intervals that overlap (sweep line)."""
-    # At equal times an end (-1) sorts before a start (+1): [a, b) and [b, c) do not overlap.
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    current = highest = 0
-    for _, change in events:
-        current += change
-        highest = max(highest, current)
-    return highest
 
 
 def race(database_url: str, *, processes: int, threads: int, rounds: int) -> Tally:

@@ -3,8 +3,8 @@
 `Cluster` starts its own throwaway PostgreSQL and Redis (`tests.services`),
 migrates a database, then runs two daphne web processes and two
 `coordhub_worker` processes against them, configured as a test asks. Each
-process can be killed, frozen, thawed and restarted; PostgreSQL and Redis can
-be stopped and started again on the same port with the same data. Every
+process can be killed; PostgreSQL and Redis can be stopped and started again
+on the same port with the same data. Every
 process it starts dies with the test process (PR_SET_PDEATHSIG), so nothing
 outlives a test that crashes.
 """
@@ -43,6 +43,8 @@ LOG_TAIL_CHARACTERS = 3000
 # No request may hang: a web process that stops answering shows as a failed request.
 HTTP_TIMEOUT_SECONDS = 30
 FINISHED = ("completed", "failed", "cancelled")
+# Where a test's figures go as JSON lines (tests/scaleout/conftest.py), for bench/faults.py.
+FIGURES_FILE_VARIABLE = "COORDHUB_FIGURES_FILE"
 
 
 class DyingSubprocess:
@@ -76,10 +78,8 @@ class Child:
         self.name, self.argv, self.env, self.log = name, argv, env, log
         self.url = url  # a web process's base URL
         self.process: subprocess.Popen | None = None
-        self.log_offset = 0  # where this run's output begins in the log
 
     def start(self) -> Child:
-        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as output:
             self.process = subprocess.Popen(
                 self.argv,
@@ -106,40 +106,9 @@ class Child:
         if self.process is not None:
             self.process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """SIGSTOP: freeze the process where it stands."""
-        self.process.send_signal(signal.SIGSTOP)
-
-    def cont(self) -> None:
-        """SIGCONT: let a frozen process run on."""
-        self.process.send_signal(signal.SIGCONT)
-
-    def terminate(self, timeout: float = 30) -> int:
-        """SIGTERM, and wait for the process to exit; SIGKILL it if it does not."""
-        if self.alive:
-            self.process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
-            self.process.terminate()
-            try:
-                return self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(timeout=30)
-
-    def restart(self) -> Child:
-        """Kill the process and start it again with the same command and environment.
-
-        `Cluster.restart` also waits until it serves again.
-        """
-        self.kill()
-        return self.start()
-
     def output(self) -> str:
-        """What the process printed since it was last started."""
-        if not self.log.exists():
-            return ""
-        with open(self.log, "rb") as log:
-            log.seek(self.log_offset)
-            return log.read().decode(errors="replace")
+        """What the process printed."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 class Cluster:
@@ -201,14 +170,6 @@ class Cluster:
         for web in self.web:
             self.wait_until_healthy(web)
         return self
-
-    def restart(self, child: Child) -> None:
-        """Kill a web process or worker, start it again, and wait until it serves."""
-        child.restart()
-        if child in self.workers:
-            self.wait_until_worker_runs(child)
-        else:
-            self.wait_until_healthy(child)
 
     def wait_until_worker_runs(self, worker: Child, timeout: float = START_TIMEOUT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -361,19 +322,6 @@ def wait_until_finished(
         if waiting:
             time.sleep(0.2)
     return finished
-
-
-def most_at_once(intervals: Iterable[tuple[datetime, datetime]]) -> int:
-    """Return the most half-open [start, end) intervals that cover any one instant."""
-    # At equal times an end (-1) sorts before a start (+1): [a, b) and [b, c) never overlap.
-    events = sorted(
-        (moment, step) for start, end in intervals for moment, step in ((start, 1), (end, -1))
-    )
-    peak = covering = 0
-    for _, step in events:
-        covering += step
-        peak = max(peak, covering)
-    return peak
 
 
 def running_interval(operation: dict[str, Any]) -> tuple[datetime, datetime]:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.cluster import Cluster
-
-FIGURES_FILE_VARIABLE = "COORDHUB_FIGURES_FILE"
+from tests.scaleout.cluster import FIGURES_FILE_VARIABLE, Cluster
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.operations.racer import most_at_once
 from tests.scaleout.cluster import (
     Answer,
     Cluster,
-    most_at_once,
     running_interval,
     send,
     start_operation,

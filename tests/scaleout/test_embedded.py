@@ -6,10 +6,10 @@ busy timeout, so contention queues instead of failing with "database is locked".
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,16 +72,12 @@ def test_sqlite_serves_sixteen_busy_clients_without_errors_or_locks(server, figu
     outcomes: list[dict] = []
     until = time.monotonic() + LOAD_SECONDS
 
-    def run() -> None:
-        seen, ended = client(server.url, until)
-        answers.extend(seen)
-        outcomes.extend(ended)
-
-    threads = [threading.Thread(target=run) for _ in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        runs = [pool.submit(client, server.url, until) for _ in range(CLIENTS)]
+    for run in runs:
+        seen, ended = run.result()  # a client that raised fails the test here
+        answers += seen
+        outcomes += ended
 
     starts = [a for a in answers if a.method == "POST"]
     failures = [a for a in answers if a.status is None or a.status >= 500]
