@@ -18,6 +18,21 @@ def service_url(variable: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Test on a SQLite file, as coordhub runs, not Django's shared-cache in-memory database.
+
+    In shared-cache mode SQLite locks whole tables between connections and answers
+    "database table is locked" at once, ignoring the busy timeout, so a test that
+    reads while a worker thread writes could fail where coordhub itself would wait.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == settings.SQLITE_ENGINE:
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the throwaway Redis server started for this run."""
     return service_url("COORDHUB_TEST_REDIS_URL", "Redis")
@@ -44,6 +59,4 @@ def empty_cache():
     """Start every test with empty rate-limit windows."""
     from django.core.cache import cache
 
-    cache.clear()
-    yield
     cache.clear()

@@ -99,7 +99,10 @@ def submit_start(dashboard: Dashboard, page: Page, data: str) -> Response:
         page.get_by_role("button", name="Start").click()
     # The answer can reach the network layer before htmx swaps it in: wait in real time
     # for the new form, then run the paused clock past htmx's 20 ms settle, which wires it.
-    page.wait_for_function("document.getElementById('start-form').dataset.answered !== 'no'")
+    # A function, not an expression: under the page's CSP Playwright cannot eval a string.
+    page.wait_for_function(
+        "() => document.getElementById('start-form').dataset.answered !== 'no'", polling=10
+    )
     dashboard.step(100)
     return answer.value
 

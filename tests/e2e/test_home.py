@@ -15,7 +15,7 @@ def test_dashboard_loads_with_its_styles_scripts_and_no_errors(browser, coordhub
     assert "5 of 5 starts left" in page.get_by_test_id("budget").inner_text()
     radius = page.evaluate("getComputedStyle(document.querySelector('.panel')).borderRadius")
     assert radius == "8px", "the stylesheet was not served"
-    page.wait_for_function("document.body.dataset.tabRole === 'leader'")
+    page.wait_for_function("() => document.body.dataset.tabRole === 'leader'", polling=10)
     assert page.locator("#tab-role").inner_text() == "leader"
     assert problems == []
     page.close()
