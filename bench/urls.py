@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
-from operations import limits
-from operations.limits import RateLimitUnavailable
+from api import limits
+from api.limits import RateLimitUnavailable
 
 
 @require_GET
@@ -40,4 +40,4 @@ urlpatterns = [
     path("", include("coordhub.urls")),
 ]
 
-handler404 = "operations.api.not_found"
+handler404 = "api.views.not_found"

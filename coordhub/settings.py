@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "coordhub",
     "operations",
+    "api",
+    "monitoring",
     "dashboard",
 ]
 
@@ -53,8 +55,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Sync-only, so last: above them every async-capable middleware would run in a thread.
-    "operations.middleware.ApiKeyMiddleware",
-    "operations.middleware.DatabaseUnavailableMiddleware",
+    "api.middleware.ApiKeyMiddleware",
+    "api.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # No inline or eval'd script anywhere: planted markup cannot run.

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from operations import prometheus
+from monitoring import prometheus
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include("operations.urls")),
+    path("api/", include("api.urls")),
+    path("api/", include("monitoring.urls")),
     path("metrics", prometheus.metrics_view, name="metrics"),
     path("", include("dashboard.urls")),
 ]
 
-handler404 = "operations.api.not_found"
+handler404 = "api.views.not_found"

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from operations.limits import Usage
+from api.limits import Usage
 from operations.models import Operation, Slot
 
 SHOWN_OPERATIONS = 20

@@ -12,15 +12,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from api import limits
+from api.clients import client_key
+from api.limits import RateLimitUnavailable
+from api.views import may_control
 from dashboard.state import Versions, current_versions, live_state
-from operations import limits
 from operations.admission import admit
-from operations.api import may_control
 from operations.cancellation import cancel
-from operations.clients import client_key
 from operations.exceptions import AdmissionError, InvalidParams, NoFreeSlot, OperationFinished
 from operations.kinds import get_kind, known_kinds
-from operations.limits import RateLimitUnavailable
 from operations.models import Operation
 
 STATE_HEADER = "X-Coordhub-State"

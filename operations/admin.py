@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from operations import apikeys, metrics
+from operations import apikeys, counters
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
@@ -278,7 +278,7 @@ class SlotAdmin(admin.ModelAdmin):
                     Status.FAILED, error=error
                 )
                 if ended:
-                    metrics.add(metrics.FAILED, ended)
+                    counters.add(counters.FAILED, ended)
             failed += ended
             released.append(slot)
             self.log_change(

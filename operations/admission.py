@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django_tasks_db.backend import DatabaseBackend
 
-from operations import metrics
+from operations import counters
 from operations.exceptions import NoFreeSlot
 from operations.kinds import get_kind
 from operations.models import Operation
@@ -49,7 +49,7 @@ def admit(
             else:
                 transaction.on_commit(partial(enqueue, operation, hold))
     except NoFreeSlot:
-        metrics.add(metrics.REJECTIONS)
+        counters.add(counters.REJECTIONS)
         raise
     return operation
 

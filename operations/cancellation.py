@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from operations import metrics, slots
+from operations import counters, slots
 from operations.exceptions import OperationFinished
 from operations.models import Operation, Status
 
@@ -20,7 +20,7 @@ def cancel(operation: Operation) -> Operation:
                 Status.CANCELLED, error="Cancelled before it started.", message="Cancelled"
             )
             slots.release_operation(current.pk)
-            transaction.on_commit(lambda: metrics.add(metrics.CANCELLED))
+            transaction.on_commit(lambda: counters.add(counters.CANCELLED))
         else:
             # The worker sees the flag at the kind's next check() and ends the operation.
             Operation.objects.filter(pk=current.pk).update(

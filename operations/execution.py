@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
-from operations import metrics, slots
+from operations import counters, slots
 from operations.exceptions import (
     Cancelled,
     CoordhubError,
@@ -121,7 +121,7 @@ class LeaseKeeper(threading.Thread):
         timed_out = TimedOut(self.context.timeout_seconds)
         self.context.interrupt(timed_out)
         if finish(self.hold, Status.FAILED, error=str(timed_out)):
-            metrics.add(metrics.TIMEOUTS)
+            counters.add(counters.TIMEOUTS)
 
     def stop(self) -> None:
         self.done.set()
@@ -176,21 +176,21 @@ def run_kind(operation: Operation, context: OperationContext, hold: slots.Hold) 
         return "lease lost"
     except Cancelled as exc:
         finish(hold, Status.CANCELLED, error=str(exc), message="Cancelled")
-        metrics.add(metrics.CANCELLED)
+        counters.add(counters.CANCELLED)
         return "cancelled"
     except Interrupted as exc:
         if finish(hold, Status.FAILED, error=str(exc)):
-            metrics.add(metrics.FAILED)
+            counters.add(counters.FAILED)
             if isinstance(exc, TimedOut):
-                metrics.add(metrics.TIMEOUTS)
+                counters.add(counters.TIMEOUTS)
         return "interrupted"
     except Exception as exc:  # a kind's own failure, whatever it is, fails the operation
         logger.info("Operation %s failed: %r", operation.id, exc)
         if finish(hold, Status.FAILED, error=describe_failure(exc)):
-            metrics.add(metrics.FAILED)
+            counters.add(counters.FAILED)
         return "failed"
     if finish(hold, Status.COMPLETED, result=result, progress=100, message="Completed"):
-        metrics.add(metrics.COMPLETED)
+        counters.add(counters.COMPLETED)
     return "completed"
 
 

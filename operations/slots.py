@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from operations import metrics
+from operations import counters
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot, Status
 
@@ -62,7 +62,7 @@ def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
     )
     if not taken:
         raise rejected(limit, now)
-    transaction.on_commit(lambda: metrics.add(metrics.ALLOCATIONS))
+    transaction.on_commit(lambda: counters.add(counters.ALLOCATIONS))
     return Hold(slot.number, operation.id, version)
 
 
@@ -111,9 +111,9 @@ def release(hold: Hold) -> bool:
     held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
     if not held.filter(number=hold.slot_number).vacate():
         return False
-    metrics.add(metrics.RELEASES)
+    counters.add(counters.RELEASES)
     if claimed_at is not None:
-        metrics.add(metrics.HELD_SECONDS, round((timezone.now() - claimed_at).total_seconds()))
+        counters.add(counters.HELD_SECONDS, round((timezone.now() - claimed_at).total_seconds()))
     return True
 
 
@@ -156,6 +156,6 @@ def fail_orphan(operation_id: uuid.UUID, lease_expired_at: datetime | None) -> N
         Status.FAILED,
         error=f"No worker started it before its slot lease expired at {when}.",
     )
-    transaction.on_commit(lambda: metrics.add(metrics.RECLAIMED))
+    transaction.on_commit(lambda: counters.add(counters.RECLAIMED))
     if lost:
-        transaction.on_commit(lambda: metrics.add(metrics.FAILED, lost))
+        transaction.on_commit(lambda: counters.add(counters.FAILED, lost))

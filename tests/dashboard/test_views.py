@@ -38,7 +38,7 @@ def test_page_carries_the_polling_configuration_and_the_live_region(client):
         assert attribute in html
     assert 'id="live"' in html
     assert "/static/django_htmx/htmx-2.min.js" in html
-    assert "/static/coordhub/dashboard.js" in html
+    assert "/static/dashboard/dashboard.js" in html
 
 
 def test_page_is_served_under_a_strict_script_policy(client):

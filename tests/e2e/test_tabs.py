@@ -1,4 +1,4 @@
-"""static/coordhub/tabs.js in real Chromium: one leader tab polls, the others listen.
+"""dashboard/static/dashboard/tabs.js in real Chromium: one leader tab polls, the others listen.
 
 The harness page and the module are served from disk under a fake origin by
 Playwright routing, which also answers `GET /poll` and records which tab asked.
@@ -40,7 +40,7 @@ from tests.e2e.dashboard_helpers import (
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
 FILES = {
-    "/static/coordhub/tabs.js": (ROOT / "static/coordhub/tabs.js", "text/javascript"),
+    "/static/dashboard/tabs.js": (ROOT / "dashboard/static/dashboard/tabs.js", "text/javascript"),
     "/harness/tabs.html": (ROOT / "tests/e2e/harness/tabs.html", "text/html"),
 }
 NAMESPACE = "coordhub:harness:"

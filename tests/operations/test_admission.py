@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from operations import metrics
+from operations import counters
 from operations.admission import admit
 from operations.exceptions import InvalidParams, NoFreeSlot, UnknownKind
 from operations.models import Operation, Slot, Status
@@ -72,8 +72,8 @@ def test_when_every_slot_is_busy_the_start_is_refused_and_leaves_nothing(
         operation.id for operation in admitted
     }
     assert DBTaskResult.objects.count() == 3
-    assert metrics.snapshot()[metrics.REJECTIONS] == 1
-    assert metrics.snapshot()[metrics.ALLOCATIONS] == 3
+    assert counters.snapshot()[counters.REJECTIONS] == 1
+    assert counters.snapshot()[counters.ALLOCATIONS] == 3
 
 
 def test_a_lower_limit_applies_to_the_next_start(configure):

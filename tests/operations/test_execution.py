@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection
 
-from operations import metrics
+from operations import counters
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import OperationFinished
@@ -61,8 +61,8 @@ def test_a_successful_operation_completes_with_its_result_and_frees_its_slot():
     assert operation.result == {"duration": 0.3, "processed_data": {"job": 7}}
     assert operation.started_at <= operation.finished_at
     assert not Slot.objects.held().exists()
-    counts = metrics.snapshot()
-    assert (counts[metrics.COMPLETED], counts[metrics.RELEASES]) == (1, 1)
+    counts = counters.snapshot()
+    assert (counts[counters.COMPLETED], counts[counters.RELEASES]) == (1, 1)
 
 
 def test_progress_is_visible_while_it_runs():
@@ -105,7 +105,7 @@ def test_an_operation_past_its_timeout_fails_saying_so(configure):
     assert time.monotonic() - started < 3
     assert operation.status == Status.FAILED
     assert operation.error == "Timed out after 1 s (OPERATION_TIMEOUT_SECONDS)."
-    assert metrics.snapshot()[metrics.TIMEOUTS] == 1
+    assert counters.snapshot()[counters.TIMEOUTS] == 1
     assert not Slot.objects.held().exists()
 
 

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from operations import metrics, reports
+from monitoring import reports
+from operations import counters
 
 
 class CoordhubCollector:
@@ -29,7 +30,7 @@ class CoordhubCollector:
         lifetime = CounterMetricFamily(
             "coordhub_events", "Lifetime slot and operation events.", labels=["event"]
         )
-        for name, value in metrics.snapshot().items():
+        for name, value in counters.snapshot().items():
             lifetime.add_metric([name], value)
         yield lifetime
 

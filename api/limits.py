@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
-from operations.clients import client_key
+from api.clients import client_key
 from operations.exceptions import CoordhubError
 
 logger = logging.getLogger(__name__)

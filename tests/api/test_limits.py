@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import caches
 from django.test import RequestFactory, override_settings
 
-from operations import limits
+from api import limits
 from operations.admission import admit
 from operations.models import Operation, Slot
 from tests.services import free_port

@@ -13,18 +13,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from operations import limits, reports
-from operations.admission import admit
-from operations.cancellation import cancel
-from operations.clients import client_key
-from operations.exceptions import CoordhubError
-from operations.health import run_checks
-from operations.limits import RateLimitUnavailable
-from operations.models import Operation
-from operations.responses import (
+from api import limits
+from api.clients import client_key
+from api.limits import RateLimitUnavailable
+from api.responses import (
     BadRequest,
     allow_methods,
     error_for,
@@ -32,6 +26,10 @@ from operations.responses import (
     rate_limited,
     with_usage,
 )
+from operations.admission import admit
+from operations.cancellation import cancel
+from operations.exceptions import CoordhubError
+from operations.models import Operation
 
 RECENT_OPERATIONS = 50
 SEED_DURATION_SECONDS = 2
@@ -217,34 +215,6 @@ def protected_operation(request: HttpRequest) -> HttpResponse:
     except BadRequest as exc:
         return error_for(exc)
     return start(request, "simulated", {"duration": SEED_DURATION_SECONDS, "data": body})
-
-
-@allow_methods("GET")
-def health(request: HttpRequest) -> JsonResponse:
-    """Answer 200 when every part works, 503 naming the parts that do not."""
-    checks = run_checks()
-    failed = sorted(name for name, result in checks.items() if result["status"] != "up")
-    body = {
-        "status": "degraded" if failed else "healthy",
-        "timestamp": timezone.now().isoformat(),
-        "checks": checks,
-        "failed": failed,
-    }
-    return JsonResponse(body, status=503 if failed else 200)
-
-
-@allow_methods("GET")
-@signed_in_unless_anonymous_allowed
-def performance(request: HttpRequest) -> JsonResponse:
-    """The seed's performance report: limits, concurrency, resources, system."""
-    return JsonResponse(reports.performance())
-
-
-@allow_methods("GET")
-@signed_in_unless_anonymous_allowed
-def resource_pool_metrics(request: HttpRequest) -> JsonResponse:
-    """The seed's resource-pool report: configuration, status, lifetime, per slot."""
-    return JsonResponse(reports.resource_pool())
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from operations import metrics
+from operations import counters
 from operations.models import Operation, Slot, Status, WorkerHeartbeat, iso
 
 
@@ -77,7 +77,7 @@ def performance() -> dict[str, Any]:
 def resource_pool() -> dict[str, Any]:
     config = settings.COORDHUB
     held, total = slot_usage()
-    counts = metrics.snapshot()
+    counts = counters.snapshot()
     now = timezone.now()
     return {
         "pool_configuration": {
@@ -92,8 +92,8 @@ def resource_pool() -> dict[str, Any]:
             "utilisation": held / total if total else 0.0,
         },
         "lifetime_metrics": {
-            **{name: counts[name] for name in metrics.NAMES},
-            "success_rate": metrics.success_rate(counts),
+            **{name: counts[name] for name in counters.NAMES},
+            "success_rate": counters.success_rate(counts),
         },
         "resource_details": [
             {

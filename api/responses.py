@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from api.limits import RateLimitUnavailable, Usage
 from operations.exceptions import (
     CoordhubError,
     InvalidParams,
@@ -15,7 +16,6 @@ from operations.exceptions import (
     OperationFinished,
     UnknownKind,
 )
-from operations.limits import RateLimitUnavailable, Usage
 
 
 class BadRequest(CoordhubError):

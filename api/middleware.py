@@ -8,8 +8,8 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
+from api.responses import json_error
 from operations import apikeys
-from operations.responses import json_error
 
 logger = logging.getLogger(__name__)
 

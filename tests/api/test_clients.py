@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 
-from operations.clients import client_address, client_key
+from api.clients import client_address, client_key
 from tests.coordhub.test_checks import manage
 
 

@@ -1,0 +1,1 @@
+"""The HTTP layer: the JSON API, and what every request passes through once."""

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from api import views
+
+urlpatterns = [
+    path("operations", views.operations, name="operations"),
+    path("operations/<uuid:operation_id>", views.operation, name="operation"),
+    path("operations/<uuid:operation_id>/cancel", views.cancel_operation, name="cancel-operation"),
+    path("protected-operation", views.protected_operation, name="protected-operation"),
+]

@@ -1,0 +1,1 @@
+"""Monitoring: health checks, the templates' reports and Prometheus exposition."""
