@@ -99,6 +99,22 @@ class Config:
     sources: Mapping[str, str] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
 
+    @property
+    def poll_ladder_ms(self) -> tuple[int, ...]:
+        """The dashboard's poll intervals while nothing changes, from the first to the longest.
+
+        The one definition of the backoff schedule: the dashboard renders it for the
+        browser, which steps through it and stays on the last; `/api/performance`
+        reports it for the load checker, which replays it.
+        """
+        ladder = [self.poll_initial_interval_ms]
+        while len(ladder) < self.poll_max_attempts:
+            step = min(self.poll_max_interval_ms, round(ladder[-1] * self.poll_multiplier))
+            if step <= ladder[-1]:
+                break
+            ladder.append(step)
+        return tuple(ladder)
+
     def as_dict(self) -> dict[str, Any]:
         """Return the effective values, secrets masked."""
         return {spec.name: display_value(self, spec.name) for spec in setting_fields()}

@@ -60,6 +60,7 @@ def performance() -> dict[str, Any]:
             "max_interval_ms": config.poll_max_interval_ms,
             "multiplier": config.poll_multiplier,
             "max_attempts": config.poll_max_attempts,
+            "ladder_ms": list(config.poll_ladder_ms),
         },
         "system_info": {
             "profile": config.profile,
