@@ -8,6 +8,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import HttpRequest
 
+from operations.models import Operation
+
 IPV6_PREFIX = 64  # one IPv6 subscriber usually owns a whole /64
 
 
@@ -70,3 +72,11 @@ def client_key(request: HttpRequest) -> str:
             return f"ip:{ip.ipv4_mapped}"
         return f"ip:{ipaddress.ip_network(f'{ip}/{IPV6_PREFIX}', strict=False)}"
     return f"ip:{ip}"
+
+
+def may_control(request: HttpRequest, operation: Operation) -> bool:
+    """Whether this client may cancel `operation`: its starter, its user, or staff."""
+    user = request.user
+    if user.is_authenticated and (user.is_staff or operation.user_id == user.pk):
+        return True
+    return operation.client_key == client_key(request)

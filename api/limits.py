@@ -10,22 +10,12 @@ from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
 from api.clients import client_key
-from operations.exceptions import CoordhubError
+from operations.exceptions import RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 
 START = "start"
 READ = "read"
-
-
-class RateLimitUnavailable(CoordhubError):
-    code = "rate_limit_unavailable"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The rate-limit store is unreachable, so no operation can be started right now; "
-            "try again shortly."
-        )
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def measure(directory: Path, count: int) -> None:
     from django.db import connections
     from django.test import Client
 
-    from dashboard.views import CONTENT_HEADER
+    from dashboard.state import CONTENT_HEADER
     from operations.admission import admit
 
     call_command("migrate", verbosity=0)

@@ -1,7 +1,7 @@
 """coordhub's URLs plus the baselines the benchmarks divide by.
 
 `/bench/minimal` is the cheapest JSON answer the stack can give (every middleware still
-runs); `/bench/limited` is the same view behind the read limit's check, so
+runs); `/bench/limited` is the same view behind the read limit production uses, so
 limited / unlimited is the cost of one django-ratelimit spend.
 """
 
@@ -11,8 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
-from api import limits
-from api.limits import RateLimitUnavailable
+from api.pipeline import read_limited
 
 
 @require_GET
@@ -22,14 +21,9 @@ def minimal(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@read_limited
 def limited(request: HttpRequest) -> HttpResponse:
     """Spend one read from the client's budget, then answer as `minimal` does."""
-    try:
-        usage = limits.spend(request, limits.READ)
-    except RateLimitUnavailable:
-        return JsonResponse({"error": "rate_limit_unavailable"}, status=503)
-    if usage and usage.exceeded:
-        return JsonResponse({"error": "rate_limited"}, status=429)
     return JsonResponse({"ok": True})
 
 
@@ -40,4 +34,4 @@ urlpatterns = [
     path("", include("coordhub.urls")),
 ]
 
-handler404 = "api.views.not_found"
+handler404 = "api.errors.not_found"

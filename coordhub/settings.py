@@ -52,11 +52,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Sync-only, so last: above them every async-capable middleware would run in a thread.
     "api.middleware.ApiKeyMiddleware",
-    "api.middleware.DatabaseUnavailableMiddleware",
+    "api.errors.ErrorMiddleware",
 ]
 
 # No inline or eval'd script anywhere: planted markup cannot run.

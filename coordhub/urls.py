@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from monitoring import prometheus
+from monitoring import views as monitoring
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("api/", include("monitoring.urls")),
-    path("metrics", prometheus.metrics_view, name="metrics"),
+    path("metrics", monitoring.prometheus_metrics, name="metrics"),
     path("", include("dashboard.urls")),
 ]
 
-handler404 = "api.views.not_found"
+handler404 = "api.errors.not_found"

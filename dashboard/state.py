@@ -16,6 +16,10 @@ from api.limits import Usage
 from operations.models import Operation, Slot
 
 SHOWN_OPERATIONS = 20
+# The live fragment's versions travel in these headers: the browser sends back the
+# content version it shows, and an unchanged poll is answered 204.
+STATE_HEADER = "X-Coordhub-State"
+CONTENT_HEADER = "X-Coordhub-Content"
 OPERATION_FIELDS = ("id", "status", "progress", "message")
 SLOT_FIELDS = ("number", "operation_id", "lease_expires_at")
 

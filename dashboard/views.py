@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from api import limits
-from api.clients import client_key
-from api.limits import RateLimitUnavailable
-from api.views import may_control
-from dashboard.state import Versions, current_versions, live_state
-from operations.admission import admit
+from api.clients import client_key, may_control
+from api.pipeline import read_limited, signed_in
+from api.starts import start_operation
+from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
 from operations.cancellation import cancel
-from operations.exceptions import AdmissionError, InvalidParams, NoFreeSlot, OperationFinished
+from operations.exceptions import (
+    AdmissionError,
+    InvalidParams,
+    NoFreeSlot,
+    OperationFinished,
+    RateLimited,
+    RateLimitUnavailable,
+)
 from operations.kinds import get_kind, known_kinds
 from operations.models import Operation
 
-STATE_HEADER = "X-Coordhub-State"
-CONTENT_HEADER = "X-Coordhub-Content"
-
-
-def signed_in_unless_anonymous_allowed(view: Callable) -> Callable:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not settings.COORDHUB.allow_anonymous and not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        return view(request, *args, **kwargs)
-
-    return wrapper
+CHANGED_EVENT = "coordhub:changed"
 
 
 def start_budget(request: HttpRequest) -> limits.Usage | None:
@@ -60,8 +52,12 @@ def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[s
     }
 
 
+def chosen_kind(name: str) -> str:
+    return name if name in known_kinds() else "simulated"
+
+
 @require_GET
-@signed_in_unless_anonymous_allowed
+@signed_in
 def index(request: HttpRequest) -> HttpResponse:
     """The whole dashboard page."""
     context = live_context(request, start_budget(request)) | start_form_context("simulated")
@@ -69,15 +65,10 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@signed_in_unless_anonymous_allowed
+@signed_in
+@read_limited
 def live(request: HttpRequest) -> HttpResponse:
     """The live region; 204 when the client already shows this content."""
-    try:
-        reads = limits.spend(request, limits.READ)
-    except RateLimitUnavailable:
-        reads = None  # watching keeps working without the cache
-    if reads and reads.exceeded:
-        return HttpResponse(status=429, headers={"Retry-After": str(reads.reset_seconds)})
     budget = start_budget(request)
     # Versions first, from small queries: most polls end here with a 204.
     versions = current_versions(budget)
@@ -92,38 +83,31 @@ def live(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@signed_in_unless_anonymous_allowed
+@signed_in
 def start_form(request: HttpRequest) -> HttpResponse:
     """The parameter fields of the chosen kind."""
-    kind_name = request.GET.get("kind", "simulated")
-    if kind_name not in known_kinds():
-        kind_name = "simulated"
+    kind_name = chosen_kind(request.GET.get("kind", "simulated"))
     return render(request, "dashboard/index.html#start-form", start_form_context(kind_name))
 
 
 @require_POST
-@signed_in_unless_anonymous_allowed
+@signed_in
 def start(request: HttpRequest) -> HttpResponse:
     """Start an operation from the form; errors show next to the fields."""
-    kind_name = request.POST.get("kind", "")
-    if kind_name not in known_kinds():
-        kind_name = "simulated"
-    kind = get_kind(kind_name)
-    form = kind.params_form(request.POST)
+    kind_name = chosen_kind(request.POST.get("kind", ""))
+    form = get_kind(kind_name).params_form(request.POST)
     status, extra = 400, {}
     try:
-        usage = limits.spend(request, limits.START)
-        if usage and usage.exceeded:
-            status, extra = 429, {"retry_after": usage.reset_seconds, "error": "rate_limited"}
-        elif form.is_valid():
+        if form.is_valid():
             params = {key: value for key, value in form.cleaned_data.items() if value is not None}
-            operation = admit(kind_name, params, client_key=client_key(request), user=request.user)
+            extra = {"started": start_operation(request, kind_name, params).operation}
             status, form = 201, None
-            extra = {"started": operation}
-    except RateLimitUnavailable as exc:
-        status, extra = 503, {"problem": str(exc)}
+    except RateLimited as exc:
+        status, extra = 429, {"retry_after": exc.usage.reset_seconds, "error": exc.code}
     except NoFreeSlot as exc:
-        status, extra = 429, {"retry_after": exc.retry_after, "error": "concurrency_limit"}
+        status, extra = 429, {"retry_after": exc.retry_after, "error": exc.code}
+    except RateLimitUnavailable as exc:
+        status, extra = exc.status, {"problem": str(exc)}
     except InvalidParams as exc:
         for field, messages in exc.errors.items():
             form.add_error(field if field in form.fields else None, messages)
@@ -132,12 +116,12 @@ def start(request: HttpRequest) -> HttpResponse:
     context = start_form_context(kind_name, form, **extra)
     response = render(request, "dashboard/index.html#start-form", context, status=status)
     if status == 201:
-        response["HX-Trigger"] = "coordhub:changed"
+        response["HX-Trigger"] = CHANGED_EVENT
     return response
 
 
 @require_POST
-@signed_in_unless_anonymous_allowed
+@signed_in
 def cancel_operation(request: HttpRequest, operation_id: Any) -> HttpResponse:
     """Cancel from the dashboard and answer with the refreshed live region."""
     operation = get_object_or_404(Operation, pk=operation_id)
@@ -147,9 +131,9 @@ def cancel_operation(request: HttpRequest, operation_id: Any) -> HttpResponse:
     else:
         try:
             cancel(operation)
-        except OperationFinished:
-            status = 409
+        except OperationFinished as exc:
+            status = exc.status
     context = live_context(request, start_budget(request))
     response = render(request, "dashboard/index.html#live", context, status=status)
-    response["HX-Trigger"] = "coordhub:changed"
+    response["HX-Trigger"] = CHANGED_EVENT
     return response

@@ -1,14 +1,10 @@
-"""`GET /metrics`: Prometheus text read from the database, so every process reports the same."""
+"""Prometheus figures read from the database at scrape time, so every process reports the same."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring import reports
 from operations import counters
@@ -33,10 +29,3 @@ class CoordhubCollector:
         for name, value in counters.snapshot().items():
             lifetime.add_metric([name], value)
         yield lifetime
-
-
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    registry = CollectorRegistry()
-    registry.register(CoordhubCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,14 +1,16 @@
-"""The monitoring endpoints: health, and the templates' performance and resource-pool reports."""
+"""The monitoring endpoints: health, the templates' reports, and Prometheus text."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from api.responses import allow_methods
-from api.views import signed_in_unless_anonymous_allowed
+from api.pipeline import allow_methods, signed_in
 from monitoring import reports
 from monitoring.health import run_checks
+from monitoring.prometheus import CoordhubCollector
 
 
 @allow_methods("GET")
@@ -26,14 +28,22 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 @allow_methods("GET")
-@signed_in_unless_anonymous_allowed
+@signed_in
 def performance(request: HttpRequest) -> JsonResponse:
-    """The seed's performance report: limits, concurrency, resources, system."""
+    """The templates' performance report: limits, concurrency, resources, system."""
     return JsonResponse(reports.performance())
 
 
 @allow_methods("GET")
-@signed_in_unless_anonymous_allowed
+@signed_in
 def resource_pool_metrics(request: HttpRequest) -> JsonResponse:
-    """The seed's resource-pool report: configuration, status, lifetime, per slot."""
+    """The templates' resource-pool report: configuration, status, lifetime, per slot."""
     return JsonResponse(reports.resource_pool())
+
+
+@allow_methods("GET")
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition of the slot, operation and lifetime figures."""
+    registry = CollectorRegistry()
+    registry.register(CoordhubCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -17,11 +17,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from operations import apikeys, counters
+from operations import apikeys, outcomes
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
-from operations.models import ApiKey, Operation, Slot, SlotQuerySet, Status
+from operations.models import ApiKey, Operation, Slot, SlotQuerySet
 from operations.slots import Hold, release
 
 LIST_AND_FORM = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
@@ -261,7 +261,6 @@ class SlotAdmin(admin.ModelAdmin):
 
     def release_confirmed(self, request: HttpRequest, queryset: SlotQuerySet) -> None:
         """Release each slot still held under the lease the confirmation page showed."""
-        error = f"Slot force-released by {request.user.get_username()} in the admin."
         released, failed, left_alone = [], 0, []
         for slot in queryset:
             # The page carries each lease version it showed: a slot that has since passed to
@@ -274,11 +273,7 @@ class SlotAdmin(admin.ModelAdmin):
                 if not release(Hold(slot.number, slot.operation_id, slot.lease_version)):
                     left_alone.append(slot)
                     continue
-                ended = Operation.objects.filter(pk=slot.operation_id).finish(
-                    Status.FAILED, error=error
-                )
-                if ended:
-                    counters.add(counters.FAILED, ended)
+                ended = outcomes.fail_force_released(slot.operation_id, request.user.get_username())
             failed += ended
             released.append(slot)
             self.log_change(

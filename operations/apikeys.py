@@ -1,4 +1,4 @@
-"""API keys: issue a secret once, store its digest, authenticate `Authorization: Bearer`."""
+"""API keys: issue a secret once, store its digest, find the key a secret belongs to."""
 
 from __future__ import annotations
 
@@ -38,11 +38,3 @@ def authenticate(secret: str) -> ApiKey | None:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
-
-
-def bearer_secret(authorization: str) -> str | None:
-    """Return the token of an `Authorization: Bearer <token>` header, if that is what it is."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()

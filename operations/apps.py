@@ -7,7 +7,7 @@ class OperationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from operations import kinds  # noqa: F401  (registers the shipped kinds)
+        from operations.kinds import simulated  # noqa: F401  (registers the shipped kind)
 
         post_migrate.connect(create_slots, sender=self)
 

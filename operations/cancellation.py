@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from operations import counters, slots
+from operations import outcomes, slots
 from operations.exceptions import OperationFinished
 from operations.models import Operation, Status
 
@@ -16,15 +16,10 @@ def cancel(operation: Operation) -> Operation:
         if current.is_finished:
             raise OperationFinished(current)
         if current.status == Status.QUEUED:
-            Operation.objects.filter(pk=current.pk).finish(
-                Status.CANCELLED, error="Cancelled before it started.", message="Cancelled"
-            )
+            outcomes.cancel_queued(current.pk)
             slots.release_operation(current.pk)
-            transaction.on_commit(lambda: counters.add(counters.CANCELLED))
         else:
             # The worker sees the flag at the kind's next check() and ends the operation.
-            Operation.objects.filter(pk=current.pk).update(
-                cancel_requested=True, message="Cancelling"
-            )
+            outcomes.request_cancel(current.pk)
     operation.refresh_from_db()
     return operation

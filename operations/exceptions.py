@@ -1,6 +1,9 @@
-"""What can go wrong with an operation, one exception per case.
+"""Everything that can go wrong in coordhub, one exception per case.
 
-The HTTP layer maps each `AdmissionError` to one status and error code.
+Each class carries the HTTP `status` and the stable error `code` it answers
+with; `api.errors` turns any of them into `{"error": code, "detail": str(exc)}`
+in one place. The engine raises them without knowing about HTTP: the status is
+only data on the class, as `Http404` is for Django.
 """
 
 from __future__ import annotations
@@ -11,11 +14,141 @@ from typing import Any
 class CoordhubError(Exception):
     """Base of coordhub's own errors; `str()` is a sentence for the user."""
 
+    status = 400
+    code = "invalid_request"
+    # The client's start budget, when this refusal came after spending it (RateLimit headers).
+    usage: Any = None
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with this error."""
+        return {}
+
+    def fields(self) -> dict[str, Any]:
+        """Fields the error body carries beside `error` and `detail`."""
+        return {}
+
+
+# --- Requests the HTTP layer cannot take -------------------------------------------------
+
+
+class InvalidRequest(CoordhubError):
+    """A request whose body or form the API cannot use."""
+
+
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationRequired(CoordhubError):
+    status = 401
+    code = "authentication_required"
+
+    def __init__(self) -> None:
+        super().__init__("Sign in, or send an API key as 'Authorization: Bearer <key>'.")
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="coordhub"'}
+
+
+class InvalidApiKey(AuthenticationRequired):
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        CoordhubError.__init__(self, "The API key is missing, malformed, unknown or revoked.")
+
+
+class Forbidden(CoordhubError):
+    status = 403
+    code = "forbidden"
+
+
+class CsrfFailed(Forbidden):
+    code = "csrf_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"CSRF check failed: {reason}")
+
+
+class NotFound(CoordhubError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(CoordhubError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str | None, allowed: tuple[str, ...]) -> None:
+        self.allowed = allowed
+        super().__init__(f"{method} is not allowed here; use {' or '.join(allowed)}.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
+class RateLimited(CoordhubError):
+    """The client spent its budget for this window."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, usage: Any) -> None:
+        self.usage = usage
+        what = "starts" if usage.group == "start" else "reads"
+        super().__init__(
+            f"Rate limit of {usage.limit} {what} per minute reached; "
+            f"try again in {usage.reset_seconds} s."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.usage.reset_seconds)}
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_after": self.usage.reset_seconds}
+
+
+class RateLimitUnavailable(CoordhubError):
+    """The cache behind the rate-limit counters failed: starts fail closed."""
+
+    status = 503
+    code = "rate_limit_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The rate-limit store is unreachable, so no operation can be started right now; "
+            "try again shortly."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class DatabaseUnavailable(CoordhubError):
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The database is unavailable or busy; try again in a few seconds.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+# --- Admission: an operation was refused; nothing was created and no slot is held ---------
+
 
 class AdmissionError(CoordhubError):
     """An operation was refused; nothing was created and no slot is held."""
-
-    code = "invalid_request"
 
 
 class UnknownKind(AdmissionError):
@@ -34,8 +167,12 @@ class InvalidParams(AdmissionError):
         problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
         super().__init__(f"The parameters for {kind!r} are not valid: {problems}")
 
+    def fields(self) -> dict[str, Any]:
+        return {"fields": self.errors}
+
 
 class NoFreeSlot(AdmissionError):
+    status = 429
     code = "concurrency_limit"
 
     def __init__(self, limit: int, retry_after: int) -> None:
@@ -45,14 +182,31 @@ class NoFreeSlot(AdmissionError):
             f"All {limit} operation slots are busy; try again in about {retry_after} s."
         )
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+
+# --- Operations and kinds -------------------------------------------------------------------
+
 
 class OperationFinished(CoordhubError):
     """The operation has already ended, so it cannot be cancelled."""
 
+    status = 409
     code = "already_finished"
 
     def __init__(self, operation: Any) -> None:
         super().__init__(f"Operation {operation.id} has already ended ({operation.status}).")
+
+
+class KindAlreadyRegistered(CoordhubError):
+    """A second kind under a name already taken: a programming error, found at start."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"An operation kind named {name!r} is already registered.")
 
 
 class Interrupted(CoordhubError):

@@ -7,87 +7,24 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
-from django.utils import timezone
 
-from operations import counters, slots
-from operations.exceptions import (
-    Cancelled,
-    CoordhubError,
-    Interrupted,
-    LeaseLost,
-    TimedOut,
-    WorkerStopping,
-)
-from operations.kinds import get_kind
-from operations.models import Operation, Slot, Status
+from operations import outcomes, slots
+from operations.exceptions import Cancelled, CoordhubError, Interrupted, LeaseLost, TimedOut
+from operations.kinds import OperationContext, get_kind
+from operations.models import Operation, Slot
+from operations.outages import database_outage_tolerated
 
 logger = logging.getLogger(__name__)
 
 RENEWALS_PER_LEASE = 3
-CANCEL_POLL_SECONDS = 0.5
-SLEEP_STEP_SECONDS = 0.1
 # A kind that ignores check() is ended this long after its deadline by the lease keeper.
 TIMEOUT_GRACE_SECONDS = 5
 FINISH_RETRY_SECONDS = 1
-
-# Set by the worker command when it must stop: running kinds are interrupted.
-stop_requested = threading.Event()
-
-
-class OperationContext:
-    """What a running kind sees: report progress, and check whether to stop."""
-
-    def __init__(self, operation: Operation, timeout_seconds: int) -> None:
-        self.operation_id = operation.id
-        self.params = operation.params
-        self.timeout_seconds = timeout_seconds
-        self.deadline = time.monotonic() + timeout_seconds
-        self._interruption: Interrupted | None = None
-        self._next_cancel_poll = 0.0
-
-    def interrupt(self, interruption: Interrupted) -> None:
-        """Make the next check() raise `interruption` (called from the lease keeper)."""
-        self._interruption = self._interruption or interruption
-
-    def check(self) -> None:
-        """Raise an `Interrupted` if the operation must stop now."""
-        if self._interruption is not None:
-            raise self._interruption
-        if time.monotonic() >= self.deadline:
-            raise TimedOut(self.timeout_seconds)
-        if stop_requested.is_set():
-            raise WorkerStopping()
-        if time.monotonic() >= self._next_cancel_poll:
-            self._next_cancel_poll = time.monotonic() + CANCEL_POLL_SECONDS
-            operation = Operation.objects.filter(pk=self.operation_id)
-            with database_outage_tolerated("cancellation check"):
-                if operation.filter(cancel_requested=True).exists():
-                    raise Cancelled()
-
-    def progress(self, percent: float, message: str = "") -> None:
-        """Record progress (0-100) and a short message; stop if the operation is no longer ours."""
-        self.check()
-        percent = max(0, min(100, int(percent)))
-        running = Operation.objects.filter(pk=self.operation_id, status=Status.RUNNING)
-        updated = None
-        with database_outage_tolerated("progress"):  # progress can wait for the next report
-            updated = running.update(progress=percent, message=message[:200])
-        if updated == 0:
-            raise LeaseLost()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait `seconds`, checking for interruption in short steps."""
-        until = time.monotonic() + seconds
-        while (left := until - time.monotonic()) > 0:
-            self.check()
-            time.sleep(min(SLEEP_STEP_SECONDS, left))
-        self.check()
 
 
 class LeaseKeeper(threading.Thread):
@@ -120,8 +57,10 @@ class LeaseKeeper(threading.Thread):
         """A kind that never calls check() still ends, and its slot comes back."""
         timed_out = TimedOut(self.context.timeout_seconds)
         self.context.interrupt(timed_out)
-        if finish(self.hold, Status.FAILED, error=str(timed_out)):
-            counters.add(counters.TIMEOUTS)
+        finish(
+            self.hold,
+            partial(outcomes.fail, self.hold.operation_id, str(timed_out), timed_out=True),
+        )
 
     def stop(self) -> None:
         self.done.set()
@@ -135,7 +74,7 @@ def execute(operation_id: str | uuid.UUID, lease_version: int) -> str:
     if hold is None or not begin(hold, config.slot_lease_seconds):
         return "skipped: the operation no longer holds its slot or was cancelled"
     operation = Operation.objects.get(pk=hold.operation_id)
-    context = OperationContext(operation, config.operation_timeout_seconds)
+    context = OperationContext(operation.id, config.operation_timeout_seconds)
     keeper = LeaseKeeper(hold, context, config.slot_lease_seconds)
     keeper.start()
     try:
@@ -155,10 +94,7 @@ def current_hold(operation_id: uuid.UUID, lease_version: int) -> slots.Hold | No
 def begin(hold: slots.Hold, lease_seconds: int) -> bool:
     """Renew the lease and mark the operation running, both or neither."""
     with transaction.atomic():
-        queued = Operation.objects.filter(pk=hold.operation_id, status=Status.QUEUED)
-        if slots.renew(hold, lease_seconds) and queued.update(
-            status=Status.RUNNING, started_at=timezone.now(), message="Started"
-        ):
+        if slots.renew(hold, lease_seconds) and outcomes.start_running(hold.operation_id):
             return True
     slots.release(hold)
     return False
@@ -175,22 +111,17 @@ def run_kind(operation: Operation, context: OperationContext, hold: slots.Hold) 
         )
         return "lease lost"
     except Cancelled as exc:
-        finish(hold, Status.CANCELLED, error=str(exc), message="Cancelled")
-        counters.add(counters.CANCELLED)
+        finish(hold, partial(outcomes.cancel_running, operation.id, str(exc)))
         return "cancelled"
     except Interrupted as exc:
-        if finish(hold, Status.FAILED, error=str(exc)):
-            counters.add(counters.FAILED)
-            if isinstance(exc, TimedOut):
-                counters.add(counters.TIMEOUTS)
+        timed_out = isinstance(exc, TimedOut)
+        finish(hold, partial(outcomes.fail, operation.id, str(exc), timed_out=timed_out))
         return "interrupted"
     except Exception as exc:  # a kind's own failure, whatever it is, fails the operation
         logger.info("Operation %s failed: %r", operation.id, exc)
-        if finish(hold, Status.FAILED, error=describe_failure(exc)):
-            counters.add(counters.FAILED)
+        finish(hold, partial(outcomes.fail, operation.id, describe_failure(exc)))
         return "failed"
-    if finish(hold, Status.COMPLETED, result=result, progress=100, message="Completed"):
-        counters.add(counters.COMPLETED)
+    finish(hold, partial(outcomes.complete, operation.id, result))
     return "completed"
 
 
@@ -202,19 +133,18 @@ def describe_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def finish(hold: slots.Hold, status: Status, **fields: Any) -> bool:
-    """End the operation if it is still running and free its slot, together.
+def finish(hold: slots.Hold, outcome: Callable[[], bool]) -> bool:
+    """Record the operation's `outcome` and free its slot, together.
 
     Fenced by status and lease: say whether this call ended the operation.
     Retried through a database outage of up to about one lease, so that the
     recorded outcome is the real one rather than a later "worker lost".
     """
-    running = Operation.objects.filter(pk=hold.operation_id, status=Status.RUNNING)
     deadline = time.monotonic() + settings.COORDHUB.slot_lease_seconds
     while True:
         try:
             with transaction.atomic():
-                ended = bool(running.finish(status, **fields))
+                ended = outcome()
                 slots.release(hold)
             return ended
         except DatabaseError:
@@ -222,13 +152,3 @@ def finish(hold: slots.Hold, status: Status, **fields: Any) -> bool:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(FINISH_RETRY_SECONDS)
-
-
-@contextmanager
-def database_outage_tolerated(what: str) -> Iterator[None]:
-    """Let a database error pass (logged), dropping the broken connection."""
-    try:
-        yield
-    except DatabaseError as exc:
-        logger.warning("Database unavailable for %s: %s", what, exc)
-        close_old_connections()

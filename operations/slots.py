@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from operations import counters
+from operations import counters, outcomes
 from operations.exceptions import NoFreeSlot
-from operations.models import Operation, Slot, Status
+from operations.models import Operation, Slot
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def ensure_slots(limit: int) -> None:
 def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
     """Give `operation` a slot under a fresh lease, or raise NoFreeSlot."""
     now = timezone.now()
-    if Slot.objects.retired(limit).held().exists() and holders(now, lock=True) >= limit:
+    if Slot.objects.retired(limit).held().exists() and live_holders(now, lock=True) >= limit:
         # A lowered limit is draining: old and new holders together stay within it.
         raise rejected(limit, now)
     slot = first_claimable(limit, now)
@@ -52,7 +52,7 @@ def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
     if slot is None:
         raise rejected(limit, now)
     if slot.operation_id is not None:
-        fail_orphan(slot.operation_id, slot.lease_expires_at)
+        displace(slot)
     version = slot.lease_version + 1
     taken = Slot.objects.filter(number=slot.number, lease_version=slot.lease_version).update(
         operation=operation,
@@ -79,10 +79,12 @@ def first_claimable(limit: int, now: datetime) -> Slot | None:
     )
 
 
-def holders(now: datetime, *, lock: bool = False) -> int:
-    """Count the slots held under a live lease (locking every slot row if asked)."""
-    slots = Slot.objects.select_for_update() if lock else Slot.objects.all()
-    return sum(1 for slot in slots.held() if not slot.is_expired(now))
+def live_holders(now: datetime, *, lock: bool = False) -> int:
+    """Count the slots held under a live lease (locking the held rows if asked)."""
+    held = Slot.objects.held()
+    if lock:
+        held = held.select_for_update()
+    return sum(1 for slot in held if not slot.is_expired(now))
 
 
 def rejected(limit: int, now: datetime) -> NoFreeSlot:
@@ -139,23 +141,12 @@ def reclaim_expired() -> int:
                 number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
             )
             if fenced.vacate():
-                fail_orphan(slot.operation_id, slot.lease_expires_at)
+                displace(slot)
                 reclaimed += 1
     return reclaimed
 
 
-def fail_orphan(operation_id: uuid.UUID, lease_expired_at: datetime | None) -> None:
-    """Fail the operation of a slot whose lease ran out, saying why."""
-    when = lease_expired_at.isoformat(timespec="seconds") if lease_expired_at else "unknown"
-    operation = Operation.objects.filter(pk=operation_id)
-    lost = operation.filter(status=Status.RUNNING).finish(
-        Status.FAILED,
-        error=f"Worker lost: its slot lease expired at {when} without being renewed.",
-    )
-    lost += operation.filter(status=Status.QUEUED).finish(
-        Status.FAILED,
-        error=f"No worker started it before its slot lease expired at {when}.",
-    )
+def displace(slot: Slot) -> None:
+    """Fail the operation of a slot whose lease ran out, as its slot is taken from it."""
+    outcomes.fail_orphan(slot.operation_id, slot.lease_expires_at)
     transaction.on_commit(lambda: counters.add(counters.RECLAIMED))
-    if lost:
-        transaction.on_commit(lambda: counters.add(counters.FAILED, lost))

@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 
 from operations.admission import admit
+from dashboard.state import CONTENT_HEADER, STATE_HEADER
 from operations.models import Operation, Slot, Status
 
 pytestmark = pytest.mark.django_db
 
-CONTENT = "X-Coordhub-Content"
-STATE = "X-Coordhub-State"
+CONTENT = CONTENT_HEADER
+STATE = STATE_HEADER
 
 
 @pytest.fixture(autouse=True)

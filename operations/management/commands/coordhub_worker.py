@@ -23,7 +23,8 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, conne
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME
 from django_tasks_db.management.commands.db_worker import Worker
 
-from operations import execution, maintenance
+from operations import maintenance
+from operations.kinds.context import stop_requested
 
 logger = logging.getLogger("operations.worker")
 
@@ -160,6 +161,6 @@ def shut_down(runners: list[threading.Thread], grace: float) -> None:
     for runner in runners:
         runner.join(timeout=max(0.0, deadline - time.monotonic()))
     if any(runner.is_alive() for runner in runners):
-        execution.stop_requested.set()
+        stop_requested.set()
         for runner in runners:
             runner.join(timeout=grace)

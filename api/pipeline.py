@@ -1,0 +1,96 @@
+"""What every request to the API and the dashboard passes through, once each.
+
+View decorators that raise coordhub's exceptions; `api.errors` answers them.
+Order them outermost first as they read: methods, CSRF, sign-in, read limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from api import limits
+from operations.exceptions import (
+    AuthenticationRequired,
+    CsrfFailed,
+    MethodNotAllowed,
+    RateLimited,
+    RateLimitUnavailable,
+)
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def allow_methods(*methods: str) -> Callable:
+    """Like require_http_methods, but the 405 is coordhub's error with `Allow`."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                raise MethodNotAllowed(request.method, methods)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def signed_in(view: Callable) -> Callable:
+    """Refuse anonymous clients where anonymous use is off (401 for the API, sign-in page else)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.COORDHUB.allow_anonymous and not request.user.is_authenticated:
+            raise AuthenticationRequired()
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class SessionCsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
+        raise CsrfFailed(reason)
+
+
+def csrf_for_sessions(view: Callable) -> Callable:
+    """Check CSRF on session-signed-in requests only.
+
+    API-key and anonymous requests carry no session for a forged page to ride
+    on, and a cross-site page cannot send application/json without a CORS
+    preflight, which coordhub never grants.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        session_user = request.user.is_authenticated and not hasattr(request, "api_key")
+        if session_user and request.method not in SAFE_METHODS:
+            check = SessionCsrfCheck(lambda request: HttpResponse())
+            check.process_request(request)
+            check.process_view(request, None, (), {})
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def read_limited(view: Callable) -> Callable:
+    """Count a read against the client's read budget; a failed cache never blocks reads."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            usage = limits.spend(request, limits.READ)
+        except RateLimitUnavailable:
+            usage = None  # watching keeps working without the cache
+        if usage and usage.exceeded:
+            raise RateLimited(usage)
+        return view(request, *args, **kwargs)
+
+    return wrapper
