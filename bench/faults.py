@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.table import Row, exactly, failed
-from tests.operations.racer import without_configuration
-from tests.scaleout.cluster import FIGURES_FILE_VARIABLE
+from coordhub.testing.environment import FIGURES_FILE_VARIABLE, child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_SECONDS = 900
@@ -112,7 +111,8 @@ def rows(directory: Path) -> list[Row]:
     finished = subprocess.run(
         command,
         cwd=ROOT,
-        env=test_environment() | {FIGURES_FILE_VARIABLE: str(figures_file)},
+        # The child environment without DJANGO_SETTINGS_MODULE: pytest uses its own settings.
+        env=child_environment(**{FIGURES_FILE_VARIABLE: str(figures_file)}),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,
@@ -137,11 +137,3 @@ def read(path: Path) -> dict[str, Figures]:
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {record["test"]: record["figures"] for record in records}
-
-
-def test_environment() -> dict[str, str]:
-    """Ours without coordhub's configuration, for pytest to run with its own settings."""
-    return without_configuration("DJANGO_SETTINGS_MODULE") | {
-        "COORDHUB_ENV": "testing",
-        "PYTHONUNBUFFERED": "1",
-    }

@@ -40,12 +40,11 @@ from bench.servers import (  # noqa: E402
     BenchError,
     Databases,
     Stack,
-    Web,
     environment,
     run_manage,
-    wait_ready,
 )
 from bench.table import Row, at_least, at_most, exactly, failed, render  # noqa: E402
+from coordhub.testing.processes import WebServer, wait_until_ready  # noqa: E402
 
 SLOT_LIMIT = 5
 CLIENT_KEY = "ip:127.0.0.1"  # every benchmark client is loopback, so one client to the limits
@@ -146,7 +145,7 @@ class Run:
         env = environment(DATABASE_URL=self.databases.sqlite("reads"), **limits)
         # Created outside the server, so no start is spent and the start budget the live
         # region shows stays the same, and with no worker it stays queued: an unchanged poll.
-        seeded = run_manage(self.stack, "seed", ["shell", "-c", SEED_OPERATION], env)
+        seeded = run_manage(["shell", "-c", SEED_OPERATION], env)
         operation_id = seeded.strip().splitlines()[-1]
         webs = {"daphne": self.stack.start_web("reads-daphne", "daphne", env)}
         missing = {}
@@ -155,7 +154,7 @@ class Run:
                 missing[server] = f"skipped: {server} is not installed"
             else:
                 webs[server] = self.stack.start_web(f"reads-{server}", server, env)
-        redis_web: Web | None = None
+        redis_web: WebServer | None = None
         redis_problem = ""
         try:
             redis_env = env | {"REDIS_URL": self.redis_url()}
@@ -164,14 +163,14 @@ class Run:
             redis_problem = str(exc)
         started = [*webs.values(), *([redis_web] if redis_web else [])]
         try:
-            wait_ready(*started)
+            wait_until_ready(*started)
             results = self.drive(webs, redis_web, operation_id)
         finally:
             self.stack.stop(*started)
         return throughput_rows(results, missing, redis_problem)
 
     def drive(
-        self, webs: dict[str, Web], redis_web: Web | None, operation_id: str
+        self, webs: dict[str, WebServer], redis_web: WebServer | None, operation_id: str
     ) -> throughput.Results:
         assert self.load is not None
         daphne = webs["daphne"].url
@@ -239,7 +238,7 @@ class Run:
         web = self.stack.start_web(f"admission-{mode}", "daphne", env)
         worker = self.stack.start_worker(f"worker-{mode}", env, WORKER_THREADS)
         try:
-            wait_ready(web)
+            wait_until_ready(web)
             progress(
                 f"admission latency, {mode}: {self.budget.latency_samples} starts "
                 "alternating with GET /bench/minimal"
@@ -285,7 +284,7 @@ class Run:
         scenarios.append(("rate-locmem", "sqlite", rate, 1))
         scenarios.append(("rate-redis", "postgres", rate, 2))
         progress("contention: starting daphne processes")
-        servers: dict[str, list[Web] | BenchError] = {}
+        servers: dict[str, list[WebServer] | BenchError] = {}
         for name, engine, limits, processes in scenarios:
             try:
                 if engine == "sqlite":
@@ -304,12 +303,12 @@ class Run:
                 servers[name] = exc
         started = [web for webs in servers.values() if isinstance(webs, list) for web in webs]
         try:
-            wait_ready(*started)
+            wait_until_ready(*started)
             return self.races(servers)
         finally:
             self.stack.stop(*started)
 
-    def races(self, servers: dict[str, list[Web] | BenchError]) -> list[Row]:
+    def races(self, servers: dict[str, list[WebServer] | BenchError]) -> list[Row]:
         budget = self.budget
         rows = []
         for name, label in (
@@ -331,7 +330,7 @@ class Run:
             rows.append(self.rate_burst(measurement, servers[name]))
         return rows
 
-    def slot_race(self, measurement: str, webs: list[Web] | BenchError) -> Row:
+    def slot_race(self, measurement: str, webs: list[WebServer] | BenchError) -> Row:
         if isinstance(webs, BenchError):
             return failed(measurement, webs)
         budget = self.budget
@@ -347,7 +346,7 @@ class Run:
             exactly(1.0),
         )
 
-    def rate_burst(self, measurement: str, webs: list[Web] | BenchError) -> Row:
+    def rate_burst(self, measurement: str, webs: list[WebServer] | BenchError) -> Row:
         if isinstance(webs, BenchError):
             return failed(measurement, webs)
         limit = self.budget.burst_limit

@@ -6,7 +6,6 @@ after. A server that cannot start fails the run.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import PostgresServer, RedisServer, ServiceError  # noqa: E402
-
-CONFIG_VARIABLES = (
-    "COORDHUB_ENV",
-    "ENVIRONMENT",
-    "ENV",
-    "COORDHUB_CONFIG_FILE",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "WEB_CONCURRENCY",
-    "SECRET_KEY",
-)
+from coordhub.testing.environment import without_configuration  # noqa: E402
+from coordhub.testing.services import PostgresServer, RedisServer, ServiceError  # noqa: E402
 
 
 def pytest(args: list[str], env: dict[str, str], title: str) -> int:
@@ -44,8 +33,7 @@ def main(args: list[str]) -> int:
         print(f"error: a test service could not start: {exc}", file=sys.stderr)
         return 1
     try:
-        env = {key: value for key, value in os.environ.items() if key not in CONFIG_VARIABLES}
-        env |= {
+        env = without_configuration() | {
             "COORDHUB_TEST_REDIS_URL": redis_server.url,
             "COORDHUB_TEST_POSTGRES_URL": postgres_server.url,
         }

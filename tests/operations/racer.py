@@ -2,8 +2,9 @@
 
 The tests side: `fresh_database()` makes an empty migrated database beside the
 one under test (a SQLite file, or a new database on the PostgreSQL server that
-DATABASE_URL names), `environment()` is what a coordhub subprocess runs with,
-and `Tables` reads the slot and operation rows those processes write.
+DATABASE_URL names), `environment()` is what a coordhub subprocess runs with
+(the harness's `child_environment` on that database), and `Tables` reads the
+slot and operation rows those processes write.
 
 The process side, run as `python -m tests.operations.racer COMMAND`:
 
@@ -36,9 +37,9 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from coordhub.config import CONFIG_FILE_VARIABLE, PROFILE_VARIABLES, setting_fields
+from coordhub.testing.environment import child_environment
+from coordhub.testing.processes import ROOT, manage
 
-ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 SQLITE_PREFIX = "sqlite:///"
 # Only the hold itself is timed, not the claim or release around it: with holds much
@@ -59,20 +60,9 @@ def most_at_once(intervals: Iterable[tuple[Any, Any]]) -> int:
     return peak
 
 
-def without_configuration(*also: str) -> dict[str, str]:
-    """Our environment without coordhub's configuration variables nor the names in `also`."""
-    dropped = {spec.metadata["variable"] for spec in setting_fields()}
-    dropped |= {*PROFILE_VARIABLES, CONFIG_FILE_VARIABLE, *also}
-    return {key: value for key, value in os.environ.items() if key not in dropped}
-
-
 def environment(database_url: str, **variables: str) -> dict[str, str]:
-    """Return a subprocess environment: ours without coordhub configuration, plus `variables`."""
-    return (
-        without_configuration()
-        | {"DATABASE_URL": database_url, "COORDHUB_ENV": "testing", "PYTHONUNBUFFERED": "1"}
-        | variables
-    )
+    """Return a subprocess environment on `database_url` with `variables` (see the harness)."""
+    return child_environment(DATABASE_URL=database_url, **variables)
 
 
 @contextmanager
@@ -98,13 +88,7 @@ def fresh_database(directory: Path) -> Iterator[str]:
 
 
 def migrate(database_url: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input"],
-        cwd=ROOT,
-        env=environment(database_url),
-        check=True,
-        capture_output=True,
-    )
+    manage("migrate", "--no-input", env=environment(database_url))
 
 
 def run(database_url: str, *args: str, **variables: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,8 +18,10 @@ from typing import TypeVar
 
 import pytest
 
-from operations.execution import CANCEL_POLL_SECONDS
-from tests.operations.racer import ROOT, Tables, environment, fresh_database, run
+from coordhub.testing import processes
+from coordhub.testing.processes import Worker
+from operations.kinds.context import CANCEL_POLL_SECONDS
+from tests.operations.racer import Tables, environment, fresh_database, run
 
 # Selects these tests for the PostgreSQL pass; the workers use a fresh database.
 pytestmark = pytest.mark.django_db
@@ -36,55 +36,13 @@ WORKER_LOST = "Worker lost"
 T = TypeVar("T")
 
 
-class WorkerProcess:
-    """`manage.py coordhub_worker` in a subprocess, its output in a log file."""
-
-    def __init__(self, name: str, log: Path, env: dict[str, str], *options: str) -> None:
-        self.name, self.log = name, log
-        with open(log, "wb") as output:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "coordhub_worker",
-                    "--worker-id",
-                    name,
-                    "--interval",
-                    "0.2",
-                    *options,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_until_running(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while "task loops" not in self.output():
-            assert self.process.poll() is None, f"{self.name} exited:\n{self.output()}"
-            assert time.monotonic() < deadline, f"{self.name} did not start:\n{self.output()}"
-            time.sleep(0.1)
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()  # SIGKILL ends a stopped process too
-        self.process.wait(timeout=10)
-
-
 class Deployment:
     """A fresh database, the workers serving it, and ways to start and watch operations."""
 
     def __init__(self, directory: Path, database_url: str) -> None:
         self.directory, self.database_url = directory, database_url
         self.tables = Tables(database_url)
-        self.workers: list[WorkerProcess] = []
+        self.workers: list[Worker] = []
         self.configure()
 
     def configure(self, **variables: str) -> None:
@@ -95,11 +53,11 @@ class Deployment:
             "MAX_CONCURRENT_OPERATIONS": str(LIMIT),
         } | variables
 
-    def start_worker(self, name: str, *options: str) -> WorkerProcess:
+    def start_worker(self, name: str, *options: str) -> Worker:
         env = environment(self.database_url, **self.variables)
-        worker = WorkerProcess(name, self.directory / f"{name}.log", env, *options)
-        self.workers.append(worker)
-        worker.wait_until_running()
+        worker = processes.worker(name, self.directory, env, "--interval", "0.2", *options)
+        self.workers.append(worker.start())
+        worker.wait_until_ready(timeout=30)
         return worker
 
     def admit(self, duration: float, count: int = 1) -> list[uuid.UUID]:
@@ -115,7 +73,7 @@ class Deployment:
     def cancel(self, operation_id: uuid.UUID) -> None:
         run(self.database_url, "cancel", str(operation_id), **self.variables)
 
-    def freeze(self, worker: WorkerProcess, attempts: int = 20) -> None:
+    def freeze(self, worker: Worker, attempts: int = 20) -> None:
         """SIGSTOP `worker` between two of its transactions.
 
         Frozen inside one, it would hold its locks (on SQLite, the write lock) and block
@@ -262,7 +220,7 @@ def test_a_terminated_worker_fails_its_operation_and_the_cap_holds_after_restart
     deployment.wait_until_running([operation_id])
 
     worker.signal(signal.SIGTERM)
-    exit_code = worker.process.wait(timeout=1 + MARGIN_SECONDS)
+    exit_code = worker.wait(timeout=1 + MARGIN_SECONDS)
 
     assert exit_code == 0, deployment.logs()
     operation = deployment.tables.operation(operation_id)

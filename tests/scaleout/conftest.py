@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.cluster import FIGURES_FILE_VARIABLE, Cluster
+from coordhub.testing.environment import FIGURES_FILE_VARIABLE
+from tests.scaleout.cluster import Cluster
 
 
 @pytest.fixture
