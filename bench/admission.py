@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import httpx
 
 from bench.servers import BenchError
-from operations.loadcheck import WINDOW_SECONDS, percentile
+from loadcheck.configuration import WINDOW_SECONDS
+from loadcheck.timing import percentile
 
 START_PATH = "/api/operations"
 MINIMAL_PATH = "/bench/minimal"

@@ -1,15 +1,15 @@
 """Dashboard polls in ten quiet minutes: leader election with backoff vs every tab on a fixed 2 s.
 
-Computed, not measured: the ladder is the configured default (the same arithmetic
-`manage.py loadcheck` replays), and with leader election only one tab polls, so
+Computed, not measured: the ladder is the configured default's `poll_ladder_ms`
+(the ladder `coordhub-loadcheck` replays), and with leader election only one tab polls, so
 the count does not grow with the tabs.
 """
 
 from __future__ import annotations
 
 from bench.table import Row, at_most
-from coordhub.config import COMMON_DEFAULTS
-from operations.loadcheck import (
+from coordhub.config import COMMON_DEFAULTS, DEFAULT_PROFILE, PROFILE_DEFAULTS, Config
+from loadcheck.polling import (
     FIXED_POLL_SECONDS,
     POLL_HORIZON_SECONDS,
     REQUIRED_POLL_SAVING,
@@ -35,7 +35,8 @@ def describe_ladder() -> str:
 
 
 def rows() -> list[Row]:
-    leader = backoff_polls(*ladder())
+    defaults = Config(**COMMON_DEFAULTS, **PROFILE_DEFAULTS[DEFAULT_PROFILE])
+    leader = backoff_polls(defaults.poll_ladder_ms, defaults.poll_max_attempts)
     minutes = POLL_HORIZON_SECONDS // 60
     return [
         Row(
