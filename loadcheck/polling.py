@@ -11,6 +11,7 @@ changed.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,7 +174,9 @@ def measure_fragment(
     first = fetch_fragment(client, None)
     if first.status != 200:
         closed = first.status in (401, 403) or 300 <= first.status < 400
-        hint = "; the dashboard is closed to this client: pass --api-key" if closed else ""
+        hint = ""
+        if closed and "Authorization" not in client.headers:
+            hint = "; the dashboard is closed to this client: pass --api-key"
         raise CheckFailed(f"GET {FRAGMENT_PATH} answered {first.described}{hint}")
     if not first.versioned:
         raise CheckFailed(
@@ -228,7 +231,10 @@ def judge_polls(first: Poll, polls: list[Poll], window_seconds: float) -> Outcom
     if with_body:
         problems.append(f"{len(with_body)} 204 answer(s) carried a body")
     if other:
-        problems.append("unexpected answers: " + ", ".join(other))
+        counted = Counter(other).most_common()
+        problems.append(
+            "unexpected answers: " + ", ".join(f"{said} ({n} times)" for said, n in counted)
+        )
     if not not_modified and not problems:
         problems.append("no poll answered 204: the content changed on every one")
     if problems:

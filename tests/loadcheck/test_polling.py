@@ -21,7 +21,7 @@ from loadcheck.polling import (
 )
 from loadcheck.report import CheckFailed
 from tests.live import LiveServer
-from tests.loadcheck.fakes import DEFAULT_POLLING, fake_deployment, limits
+from tests.loadcheck.fakes import DEFAULT_POLLING, fake_deployment, limits, quiet_fragment
 
 WINDOW = 0.05  # seconds: long enough for a few polls of an in-process fake
 GAP = 0.005
@@ -166,6 +166,32 @@ def test_measurement_says_when_the_dashboard_is_closed_to_the_client(answer, sai
         measure_fragment(fake_deployment(fragment=lambda request: answer), WINDOW, GAP)
 
     assert str(failed.value) == said
+
+
+def test_measurement_counts_the_polls_the_read_limit_refused():
+    def limited_after_first(request: httpx.Request) -> httpx.Response:
+        if request.headers.get(CONTENT_HEADER):
+            return httpx.Response(429, json={"error": "rate_limited", "detail": "Too many."})
+        return quiet_fragment(request)
+
+    with pytest.raises(CheckFailed) as failed:
+        measure_fragment(fake_deployment(fragment=limited_after_first), WINDOW, GAP)
+
+    polls = failed.value.result["polls"]
+    assert str(failed.value).endswith(
+        f"; unexpected answers: 429 rate_limited: Too many ({polls} times)"
+    )
+
+
+def test_measurement_names_a_refused_key_without_asking_for_one():
+    refused = httpx.Response(401, json={"error": "invalid_api_key", "detail": "Unknown key."})
+    client = fake_deployment(fragment=lambda request: refused)
+    client.headers["Authorization"] = "Bearer wrong"
+
+    with pytest.raises(CheckFailed) as failed:
+        measure_fragment(client, WINDOW, GAP)
+
+    assert str(failed.value) == "GET /dashboard/live/ answered 401 invalid_api_key: Unknown key"
 
 
 def test_measurement_against_a_live_server_sees_real_204s(server):
