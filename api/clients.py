@@ -8,19 +8,17 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import HttpRequest
 
+from coordhub.config import IPNetwork, parse_networks
 from operations.models import Operation
 
 IPV6_PREFIX = 64  # one IPv6 subscriber usually owns a whole /64
 
 
 @lru_cache(maxsize=8)
-def trusted_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Parse TRUSTED_PROXIES (checked at start by coordhub.E009)."""
-    networks = []
-    for item in spec.split(","):
-        if item.strip():
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-    return tuple(networks)
+def trusted_networks(spec: str) -> tuple[IPNetwork, ...]:
+    """The networks of TRUSTED_PROXIES (whose other items coordhub.E009 reports at start)."""
+    networks, _ = parse_networks(spec)
+    return networks
 
 
 def is_trusted(address: str, networks: tuple) -> bool:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 
-from coordhub.config import Config, Problem, setting_fields
+from coordhub.config import Config, Problem, parse_networks, setting_fields
 
 POSITIVE_SETTINGS = (
     "requests_per_minute",
@@ -90,19 +89,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 def proxy_problems(config: Config) -> list[checks.CheckMessage]:
     """Every trusted proxy must be an address or a network."""
-    found = []
-    for item in filter(None, (part.strip() for part in config.trusted_proxies.split(","))):
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            found.append(
-                checks.Error(
-                    f"TRUSTED_PROXIES has {item!r}, which is not an IP address or network.",
-                    hint="List proxies as addresses or CIDR networks, e.g. 10.0.0.5,10.1.0.0/16.",
-                    id="coordhub.E009",
-                )
-            )
-    return found
+    _, unparsable = parse_networks(config.trusted_proxies)
+    return [
+        checks.Error(
+            f"TRUSTED_PROXIES has {item!r}, which is not an IP address or network.",
+            hint="List proxies as addresses or CIDR networks, e.g. 10.0.0.5,10.1.0.0/16.",
+            id="coordhub.E009",
+        )
+        for item in unparsable
+    ]
 
 
 def production_problems(config: Config) -> list[checks.CheckMessage]:

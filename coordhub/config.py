@@ -7,12 +7,15 @@ and the lower-precedence value stays in force, so that `manage.py check`
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PROFILES = ("development", "testing", "staging", "production")
 DEFAULT_PROFILE = "development"
@@ -200,6 +203,21 @@ def display_value(config: Config, name: str) -> Any:
     if spec.metadata["secret"] and value:
         return mask_url_password(value)
     return value
+
+
+def parse_networks(spec: str) -> tuple[tuple[IPNetwork, ...], list[str]]:
+    """Split a comma-separated list of addresses and CIDR networks into networks and the rest.
+
+    The one reading of TRUSTED_PROXIES: the client-address code trusts the networks,
+    and the system check (coordhub.E009) reports every item that is neither.
+    """
+    networks, unparsable = [], []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            unparsable.append(item)
+    return tuple(networks), unparsable
 
 
 def mask_url_password(url: str) -> str:

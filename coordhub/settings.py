@@ -19,7 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 COORDHUB = load_config(os.environ, BASE_DIR)
 
-# Used only when SECRET_KEY is unset; coordhub.E006 forbids it in production.
+# Used only when SECRET_KEY is unset; coordhub.E007 forbids it in production.
 DEVELOPMENT_SECRET_KEY = "coordhub-development-key-not-for-production"
 SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 DEBUG = COORDHUB.debug

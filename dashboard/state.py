@@ -122,7 +122,7 @@ class LiveState:
     @property
     def held(self) -> int:
         now = timezone.now()
-        return sum(1 for slot in self.slots if slot.operation_id and not slot.is_expired(now))
+        return sum(1 for slot in self.slots if slot.is_live(now))
 
 
 def live_state(budget: Usage | None, versions: Versions | None = None) -> LiveState:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
-from operations.models import WorkerHeartbeat
+from operations.models import WorkerHeartbeat, liveness_window
 
 
 def check_database() -> str | None:
@@ -39,13 +37,13 @@ def check_cache() -> str | None:
 
 def check_workers() -> str | None:
     """Look for a worker that recorded a heartbeat within one slot lease."""
-    lease = timedelta(seconds=max(15, settings.COORDHUB.slot_lease_seconds))
+    window = liveness_window()
     try:
-        alive = WorkerHeartbeat.alive(within=lease).exists()
+        alive = WorkerHeartbeat.alive(within=window).exists()
     except Exception:  # the database check reports the outage itself
         return "Worker liveness is unknown while the database does not answer."
     if not alive:
-        return f"No worker has been seen in the last {lease.seconds} s; operations will not run."
+        return f"No worker has been seen in the last {window.seconds} s; operations will not run."
     return None
 
 

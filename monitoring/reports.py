@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-from datetime import timedelta
 from typing import Any
 
 import django
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from operations import counters
 from operations.models import Operation, Slot, Status, WorkerHeartbeat, iso
+from operations.slots import count_live_holders
 
 
 def status_counts() -> dict[str, int]:
@@ -24,9 +24,7 @@ def status_counts() -> dict[str, int]:
 def slot_usage() -> tuple[int, int]:
     """Return (held, total) for the configured slot count."""
     limit = settings.COORDHUB.max_concurrent_operations
-    now = timezone.now()
-    held = sum(1 for slot in Slot.objects.held() if not slot.is_expired(now))
-    return held, limit
+    return count_live_holders(timezone.now()), limit
 
 
 def performance() -> dict[str, Any]:
@@ -67,9 +65,7 @@ def performance() -> dict[str, Any]:
             "python_version": platform.python_version(),
             "django_version": django.get_version(),
             "database": connection.vendor,
-            "workers_alive": WorkerHeartbeat.alive(
-                within=timedelta(seconds=max(15, config.slot_lease_seconds))
-            ).count(),
+            "workers_alive": WorkerHeartbeat.alive().count(),
             "timestamp": timezone.now().isoformat(),
         },
     }
@@ -103,7 +99,7 @@ def resource_pool() -> dict[str, Any]:
                 "lease_version": slot.lease_version,
                 "claimed_at": iso(slot.claimed_at),
                 "lease_expires_at": iso(slot.lease_expires_at),
-                "expired": slot.operation_id is not None and slot.is_expired(now),
+                "expired": slot.operation_id is not None and not slot.is_live(now),
                 "in_service": slot.number <= total,
             }
             for slot in Slot.objects.all()

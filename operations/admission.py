@@ -1,4 +1,4 @@
-"""Admission: validate, claim a slot, create the operation, enqueue it once committed.
+"""Admission: validate, claim a slot, create the operation and enqueue it, in one transaction.
 
 Every entry point (API, dashboard, admin "retry") starts operations here. A
 refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.

@@ -10,6 +10,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+# Workers beat every few seconds; a short lease must not make a busy worker look dead.
+LIVENESS_FLOOR_SECONDS = 15
+
 
 class Status(models.TextChoices):
     QUEUED = "queued"
@@ -149,6 +152,10 @@ class Slot(models.Model):
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at < (now or timezone.now())
 
+    def is_live(self, now: datetime | None = None) -> bool:
+        """Held under a lease that has not run out."""
+        return self.operation_id is not None and not self.is_expired(now)
+
 
 class Counter(models.Model):
     """A lifetime counter, added to atomically by every process."""
@@ -174,8 +181,14 @@ class WorkerHeartbeat(models.Model):
         return f"worker {self.worker_id} on {self.hostname}"
 
     @classmethod
-    def alive(cls, within: timedelta) -> models.QuerySet[WorkerHeartbeat]:
-        return cls.objects.filter(last_seen_at__gte=timezone.now() - within)
+    def alive(cls, within: timedelta | None = None) -> models.QuerySet[WorkerHeartbeat]:
+        """Workers seen within `within`, by default one slot lease (at least 15 s)."""
+        return cls.objects.filter(last_seen_at__gte=timezone.now() - (within or liveness_window()))
+
+
+def liveness_window() -> timedelta:
+    """How recently a worker must have beaten to count as alive: one lease, at least 15 s."""
+    return timedelta(seconds=max(LIVENESS_FLOOR_SECONDS, settings.COORDHUB.slot_lease_seconds))
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
@@ -204,7 +217,3 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None

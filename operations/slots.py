@@ -42,7 +42,7 @@ def ensure_slots(limit: int) -> None:
 def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
     """Give `operation` a slot under a fresh lease, or raise NoFreeSlot."""
     now = timezone.now()
-    if Slot.objects.retired(limit).held().exists() and live_holders(now, lock=True) >= limit:
+    if Slot.objects.retired(limit).held().exists() and count_live_holders(now, lock=True) >= limit:
         # A lowered limit is draining: old and new holders together stay within it.
         raise rejected(limit, now)
     slot = first_claimable(limit, now)
@@ -79,12 +79,12 @@ def first_claimable(limit: int, now: datetime) -> Slot | None:
     )
 
 
-def live_holders(now: datetime, *, lock: bool = False) -> int:
+def count_live_holders(now: datetime, *, lock: bool = False) -> int:
     """Count the slots held under a live lease (locking the held rows if asked)."""
     held = Slot.objects.held()
     if lock:
         held = held.select_for_update()
-    return sum(1 for slot in held if not slot.is_expired(now))
+    return sum(1 for slot in held if slot.is_live(now))
 
 
 def rejected(limit: int, now: datetime) -> NoFreeSlot:

@@ -6,13 +6,15 @@ import threading
 import time
 
 import pytest
+from django import forms
 from django.db import connection
 
-from operations import counters
+from operations import counters, execution
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import OperationFinished
 from operations.execution import execute
+from operations.kinds import register, unregister
 from operations.models import Operation, Slot, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,3 +171,35 @@ def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(configure):
     operation.refresh_from_db()
     assert operation.status == Status.FAILED
     assert operation.error == "Worker lost: test"
+
+
+@pytest.fixture
+def stubborn_kind():
+    """A kind that never calls check(), so only the lease keeper can end it."""
+
+    @register("stubborn", forms.Form, "Sleeps without checking.")
+    def stubborn(context):
+        time.sleep(2.5)
+        return {"ignored": "the deadline"}
+
+    yield "stubborn"
+    unregister("stubborn")
+
+
+def test_an_overdue_kind_ended_by_the_lease_keeper_counts_as_failed_and_timed_out(
+    configure, monkeypatch, stubborn_kind
+):
+    configure(operation_timeout_seconds=1, slot_lease_seconds=3)  # the keeper wakes each second
+    monkeypatch.setattr(execution, "TIMEOUT_GRACE_SECONDS", 0)
+    operation = admit(stubborn_kind, {})
+    version = Slot.objects.get(operation=operation).lease_version
+
+    execute(operation.id, version)
+
+    operation.refresh_from_db()
+    assert operation.status == Status.FAILED
+    assert operation.error == "Timed out after 1 s (OPERATION_TIMEOUT_SECONDS)."
+    counts = counters.snapshot()
+    assert (counts[counters.FAILED], counts[counters.TIMEOUTS]) == (1, 1)
+    assert counters.success_rate(counts) == 0
+    assert not Slot.objects.held().exists()
