@@ -1,6 +1,11 @@
-"""dashboard/static/dashboard/tabs.js in real Chromium: one leader tab polls, the others listen.
+"""The dashboard's cross-tab modules in real Chromium: one leader tab polls, the others listen.
 
-The harness page and the module are served from disk under a fake origin by
+Tests come in the order of the modules in dashboard/static/dashboard/: the lease
+(lease.js), messages between tabs (messages.js), the poll scheduler
+(scheduler.js), the records in localStorage (storage.js) and the coordinator
+that ties them (coordinator.js), all driven through tests/e2e/harness/tabs.html.
+
+The harness page and the modules are served from disk under a fake origin by
 Playwright routing, which also answers `GET /poll` and records which tab asked.
 Playwright's clock drives time. It is paused: each page keeps its own fake
 clock, and a running one would let the pages of a context drift apart (each
@@ -39,8 +44,15 @@ from tests.e2e.dashboard_helpers import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
+MODULES = ["coordinator", "lease", "messages", "scheduler", "storage"]
 FILES = {
-    "/static/dashboard/tabs.js": (ROOT / "dashboard/static/dashboard/tabs.js", "text/javascript"),
+    **{
+        f"/static/dashboard/{name}.js": (
+            ROOT / f"dashboard/static/dashboard/{name}.js",
+            "text/javascript",
+        )
+        for name in MODULES
+    },
     "/harness/tabs.html": (ROOT / "tests/e2e/harness/tabs.html", "text/html"),
 }
 NAMESPACE = "coordhub:harness:"
@@ -229,15 +241,6 @@ def wait_for_received(page: Page, count: int) -> None:
     page.wait_for_function(f"harness.received.length >= {count}", polling=50)
 
 
-def ask_to_start(tabs: Tabs, pages: list[Page]) -> list[bool]:
-    """Ask every page at once whether it may start the operation, then let answers settle."""
-    ask = "harness.coordination.tabs.canExecuteAction('start-operation', 2000)"
-    for page in pages:
-        page.evaluate(f"() => {{ harness.asked = {ask}; }}")
-    tabs.context.clock.run_for(SETTLE_MS)
-    return [page.evaluate("harness.asked") for page in pages]
-
-
 def crash(page: Page) -> None:
     """Kill the tab's renderer: no pagehide, no more timers, as in a real crash."""
     with page.expect_event("crash"), contextlib.suppress(PlaywrightError):
@@ -246,15 +249,7 @@ def crash(page: Page) -> None:
     page.close()
 
 
-def test_a_single_tab_leads_and_polls(tabs: Tabs) -> None:
-    page = tabs.open(NO_JITTER)
-
-    tabs.advance(6000)
-
-    assert role(page) == "leader"
-    assert tabs.server.polls == [page]
-    expect(page.locator("#live")).to_have_text("<p>state 1</p>")
-    expect(page.locator("#next-poll")).to_have_text(re.compile(r"^2030-01-01T00:00:1"))
+# The lease (lease.js): one leader, handed over on close, crash and visibility.
 
 
 def test_five_tabs_elect_one_leader_that_alone_polls_as_much_as_one_tab(
@@ -308,15 +303,51 @@ def test_a_crashed_leader_is_replaced_within_the_timeout(tabs: Tabs) -> None:
     survivors = [page for page in pages if page is not leader]
 
     crash(leader)
-    last_heartbeat_at = json.loads(survivors[0].evaluate(f"localStorage['{LEADER_KEY}']"))[
-        "heartbeatAt"
-    ]
+    # The last heartbeat gave the visible lease timeoutMs from then.
+    lease = json.loads(survivors[0].evaluate(f"localStorage['{LEADER_KEY}']"))
+    last_heartbeat_at = lease["expiresAt"] - TIMEOUT_MS
     tabs.advance_until(lambda: len(leaders(survivors)) == 1, limit_ms=TIMEOUT_MS + 2000)
 
     [successor] = leaders(survivors)
     took_over_at = successor.evaluate("harness.roles.at(-1).at")
     # Not before the lease runs out (a late heartbeat is not a crash), and right after.
     assert TIMEOUT_MS <= took_over_at - last_heartbeat_at <= TIMEOUT_MS + 250
+
+
+def test_a_hidden_leader_hands_over_to_a_visible_tab_at_once(tabs: Tabs) -> None:
+    pages = tabs.open_many(2)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [other] = [page for page in pages if page is not leader]
+
+    set_visibility(leader, "hidden")
+
+    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
+    tabs.advance(120_000, step=HEARTBEAT_MS)
+    assert role_history(leader) == ["leader", "follower"]
+    assert role_history(other) == ["leader"]
+
+
+def test_hidden_tabs_do_not_take_the_lease_of_a_throttled_hidden_leader(tabs: Tabs) -> None:
+    pages = tabs.open_many(2)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [other] = [page for page in pages if page is not leader]
+    for page in (other, leader):
+        set_visibility(page, "hidden")
+
+    # Chrome may run a hidden tab's timers once a minute: freeze them for 60 s.
+    leader.evaluate("harness.coordination.lease.stop()")
+    tabs.advance(60_000, step=HEARTBEAT_MS)
+    leader.evaluate("harness.coordination.lease.start()")
+    tabs.advance(30_000, step=HEARTBEAT_MS)
+
+    assert role_history(leader) == ["leader"]
+    assert role_history(other) == []
+    # And the moment someone looks at the other tab, it leads.
+    set_visibility(other, "visible")
+    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
+
+
+# Messages between tabs (messages.js): broadcasts in order, signals to the leader.
 
 
 def test_followers_receive_each_broadcast_in_order_and_drop_stale_ones(tabs: Tabs) -> None:
@@ -350,6 +381,20 @@ def test_a_new_tab_paints_the_last_broadcast_at_once(tabs: Tabs) -> None:
     assert newcomer.locator("#live").text_content() == "<p>operations: 2 running</p>"
     assert received(newcomer) == [[1, "<p>operations: 2 running</p>"]]
     assert tabs.server.polls_by(newcomer) == 0
+
+
+def test_a_follower_forwards_actions_to_the_leader(tabs: Tabs) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [follower] = [page for page in pages if page is not leader]
+    tabs.advance_until(lambda: delays(leader)[-1] == 6000, limit_ms=20_000)
+
+    follower.evaluate("harness.coordination.noteAction()")
+
+    leader.wait_for_function("harness.schedules.at(-1).delayMs === 5000", polling=50)
+
+
+# The poll scheduler (scheduler.js): the server's ladder, pauses, errors, jitter.
 
 
 def test_backoff_grows_to_the_cap_and_pauses_after_max_attempts(tabs: Tabs) -> None:
@@ -417,28 +462,7 @@ def test_poll_intervals_carry_up_to_ten_percent_of_jitter(tabs: Tabs) -> None:
     assert delays(page) != ladder
 
 
-def test_a_follower_forwards_actions_to_the_leader(tabs: Tabs) -> None:
-    pages = tabs.open_many(2, NO_JITTER)
-    leader = wait_for_one_leader(tabs, pages, within_s=1)
-    [follower] = [page for page in pages if page is not leader]
-    tabs.advance_until(lambda: delays(leader)[-1] == 6000, limit_ms=20_000)
-
-    follower.evaluate("harness.coordination.noteAction()")
-
-    leader.wait_for_function("harness.schedules.at(-1).delayMs === 5000", polling=50)
-
-
-def test_without_local_storage_each_tab_polls_on_its_own(make_tabs: Callable[..., Tabs]) -> None:
-    tabs = make_tabs(init_script=NO_LOCAL_STORAGE)
-    pages = tabs.open_many(3, NO_JITTER)
-
-    tabs.advance_until(lambda: all(len(delays(page)) == 4 for page in pages), limit_ms=30_000)
-
-    assert [role(page) for page in pages] == ["leader"] * 3
-    # Each tab on its own ladder: 5 s (first result), 5 s, then 6 s.
-    assert [tabs.server.polls_by(page) for page in pages] == [3, 3, 3]
-    assert all(delays(page) == [5000, 5000, 6000, 7200] for page in pages)
-    assert tabs.errors == []
+# Records in localStorage (storage.js): untrusted, validated, cleared per namespace.
 
 
 def test_markup_planted_in_the_broadcast_key_is_never_executed(tabs: Tabs) -> None:
@@ -470,56 +494,40 @@ def test_a_planted_lease_far_in_the_future_does_not_block_elections(tabs: Tabs) 
     assert wait_for_one_leader(tabs, [newcomer], within_s=1) is newcomer
 
 
-def test_a_hidden_leader_hands_over_to_a_visible_tab_at_once(tabs: Tabs) -> None:
-    pages = tabs.open_many(2)
-    leader = wait_for_one_leader(tabs, pages, within_s=1)
-    [other] = [page for page in pages if page is not leader]
-
-    set_visibility(leader, "hidden")
-
-    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
-    tabs.advance(120_000, step=HEARTBEAT_MS)
-    assert role_history(leader) == ["leader", "follower"]
-    assert role_history(other) == ["leader"]
-
-
-def test_hidden_tabs_do_not_take_the_lease_of_a_throttled_hidden_leader(tabs: Tabs) -> None:
-    pages = tabs.open_many(2)
-    leader = wait_for_one_leader(tabs, pages, within_s=1)
-    [other] = [page for page in pages if page is not leader]
-    for page in (other, leader):
-        set_visibility(page, "hidden")
-
-    # Chrome may run a hidden tab's timers once a minute: freeze them for 60 s.
-    leader.evaluate("harness.coordination.tabs.stop()")
-    tabs.advance(60_000, step=HEARTBEAT_MS)
-    leader.evaluate("harness.coordination.tabs.start()")
-    tabs.advance(30_000, step=HEARTBEAT_MS)
-
-    assert role_history(leader) == ["leader"]
-    assert role_history(other) == []
-    # And the moment someone looks at the other tab, it leads.
-    set_visibility(other, "visible")
-    wait_for_one_leader(tabs, pages, within_s=1, among=[other])
-
-
-def test_only_one_tab_may_execute_an_action_within_its_window(tabs: Tabs) -> None:
-    pages = tabs.open_many(3)
-
-    # All three ask before any write can reach the others, as echoes of one event do.
-    assert sorted(ask_to_start(tabs, pages)) == [False, False, True]
-    assert ask_to_start(tabs, pages) == [False, False, False]
-    tabs.advance(2000)
-    assert ask_to_start(tabs, pages[1:2]) == [True]
-
-
 def test_clearing_a_namespace_removes_its_keys_only(tabs: Tabs) -> None:
     page = tabs.open()
     plant(page, "coordhub:someone-else:broadcast", {"seq": 1, "html": "theirs"})
     plant(page, "unrelated", "kept")
-    page.evaluate("harness.coordination.tabs.broadcast('<p>mine</p>')")
+    page.evaluate("harness.coordination.messages.broadcast('<p>mine</p>')")
 
-    page.evaluate("harness.coordination.tabs.clear()")
+    page.evaluate("harness.coordination.clear()")
 
     keys = page.evaluate("Object.keys(localStorage)")
     assert sorted(keys) == ["coordhub:someone-else:broadcast", "unrelated"]
+
+
+# The coordinator (coordinator.js): the leader polls and every tab gets the result.
+
+
+def test_a_single_tab_leads_and_polls(tabs: Tabs) -> None:
+    page = tabs.open(NO_JITTER)
+
+    tabs.advance(6000)
+
+    assert role(page) == "leader"
+    assert tabs.server.polls == [page]
+    expect(page.locator("#live")).to_have_text("<p>state 1</p>")
+    expect(page.locator("#next-poll")).to_have_text(re.compile(r"^2030-01-01T00:00:1"))
+
+
+def test_without_local_storage_each_tab_polls_on_its_own(make_tabs: Callable[..., Tabs]) -> None:
+    tabs = make_tabs(init_script=NO_LOCAL_STORAGE)
+    pages = tabs.open_many(3, NO_JITTER)
+
+    tabs.advance_until(lambda: all(len(delays(page)) == 4 for page in pages), limit_ms=30_000)
+
+    assert [role(page) for page in pages] == ["leader"] * 3
+    # Each tab on its own ladder: 5 s (first result), 5 s, then 6 s.
+    assert [tabs.server.polls_by(page) for page in pages] == [3, 3, 3]
+    assert all(delays(page) == [5000, 5000, 6000, 7200] for page in pages)
+    assert tabs.errors == []

@@ -1,6 +1,7 @@
-// The dashboard page: one leader tab polls the live region and broadcasts it;
-// every tab swaps it in, counts down retry timers and shows its role.
-import { clearNamespace, optionsFromDataset, startTabs } from "./tabs.js";
+// The dashboard page: the wiring that writes the DOM. One leader tab polls the
+// live region and broadcasts it (coordinator.js); every tab swaps it in, counts
+// down retry timers and shows its role and when it polls next.
+import { optionsFromDataset, startTabs } from "./coordinator.js";
 import { sanitizeLiveRegion } from "./sanitize.js";
 
 const CONTENT_HEADER = "X-Coordhub-Content";
@@ -53,6 +54,7 @@ function paint(html) {
 }
 
 function showRole(role) {
+  body.dataset.tabRole = role;
   document.getElementById("tab-role").textContent = role;
 }
 
@@ -60,7 +62,7 @@ function showSchedule({ nextPollAt, paused }) {
   const status = document.getElementById("poll-status");
   if (pausedByUser) status.textContent = "Polling paused.";
   else if (paused) status.textContent = "Polling paused after no change; click or focus to resume.";
-  else if (handle?.tabs.isLeader && nextPollAt) {
+  else if (handle?.lease.isLeader && nextPollAt) {
     const seconds = Math.max(0, Math.round((nextPollAt - Date.now()) / 1000));
     status.textContent = `Next poll in ${seconds} s.`;
   } else status.textContent = "Updates arrive from the leader tab.";
@@ -112,12 +114,12 @@ document.getElementById("poll-toggle").addEventListener("click", (event) => {
   pausedByUser = !pausedByUser;
   event.target.textContent = pausedByUser ? "Resume" : "Pause";
   if (pausedByUser) handle.scheduler.stop();
-  else if (handle.tabs.isLeader) handle.scheduler.start({ atOnce: true });
+  else if (handle.lease.isLeader) handle.scheduler.start({ atOnce: true });
   showSchedule(lastSchedule);
 });
 
 // Cached fragments belong to the signed-in user: forget them at sign-out.
 document.getElementById("logout-form")?.addEventListener("submit", () => {
   handle.stop();
-  clearNamespace(options.namespace);
+  handle.clear();
 });

@@ -1,0 +1,141 @@
+// Storage records: the JSON records the dashboard's tabs leave for each other in
+// localStorage, under `coordhub:<namespace>:<name>`:
+//   leader     {tabId, epoch, expiresAt, hidden}   the lease (see lease.js)
+//   broadcast  {seq, html}                          the leader's last result (see messages.js)
+//   signal     {kind, nonce}                        a follower's news for the leader
+//
+// Everything read back was written by another tab (or by anything else on this
+// origin) and is untrusted: it is parsed as JSON and checked field by field, and
+// a record that fails any check reads as absent. Nothing is evaluated here.
+//
+// Without localStorage (disabled storage makes access throw) there is nothing to
+// share: `shared` is false, reads find nothing and writes go nowhere.
+
+export const SIGNAL_KINDS = new Set(["action", "wake", "focus"]);
+
+const NAMES = ["leader", "broadcast", "signal"];
+const VALIDATORS = {
+  leader: isLease,
+  broadcast: isBroadcast,
+  signal: isSignal,
+};
+
+/** Return window.localStorage, or null where using it throws (disabled storage). */
+function openStorage() {
+  try {
+    const storage = window.localStorage;
+    const probe = "coordhub:probe";
+    storage.setItem(probe, probe);
+    storage.removeItem(probe);
+    return storage;
+  } catch {
+    return null;
+  }
+}
+
+/** A random hex id: a tab's id, or the nonce that makes a record a new value. */
+export function randomId() {
+  // getRandomValues, not randomUUID: the latter needs a secure context.
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Read, write and validate one namespace's records (one per signed-in user). */
+export class Records {
+  #storage;
+  #prefix;
+
+  constructor(namespace) {
+    if (!namespace) {
+      throw new TypeError("Records need a namespace, such as the signed-in user's id.");
+    }
+    this.#storage = openStorage();
+    this.#prefix = `coordhub:${namespace}:`;
+  }
+
+  /** Whether tabs share localStorage; without it every tab is on its own. */
+  get shared() {
+    return this.#storage !== null;
+  }
+
+  /** Return the named record ("leader", "broadcast" or "signal") if it is valid, else null. */
+  read(name) {
+    try {
+      return this.parse(name, this.#storage?.getItem(this.#prefix + name));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Write the named record; return false if it could not be stored. */
+  write(name, record) {
+    if (!this.shared) return false;
+    try {
+      this.#storage.setItem(this.#prefix + name, JSON.stringify(record));
+      return true;
+    } catch {
+      // Quota or storage revoked mid-session: followers keep their last result.
+      return false;
+    }
+  }
+
+  remove(name) {
+    try {
+      this.#storage?.removeItem(this.#prefix + name);
+    } catch {
+      // Nothing to hand over if storage is gone.
+    }
+  }
+
+  /** Parse a stored text as the named record; null unless every field checks out. */
+  parse(name, text) {
+    if (typeof text !== "string") return null;
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return null;
+    }
+    const isValid = VALIDATORS[name];
+    return value !== null && typeof value === "object" && isValid(value) ? value : null;
+  }
+
+  /**
+   * Say which of this namespace's records a storage event changed: "leader",
+   * "broadcast", "signal", "all" (storage was cleared) or null (not ours).
+   */
+  changed(event) {
+    if (!this.shared || event.storageArea !== this.#storage) return null;
+    if (event.key === null) return "all";
+    if (!event.key.startsWith(this.#prefix)) return null;
+    const name = event.key.slice(this.#prefix.length);
+    return NAMES.includes(name) ? name : null;
+  }
+
+  /** Remove every key of the namespace (at logout: cached fragments belong to the user). */
+  clear() {
+    if (!this.shared) return;
+    const keys = [];
+    for (let index = 0; index < this.#storage.length; index += 1) {
+      const key = this.#storage.key(index);
+      if (key !== null && key.startsWith(this.#prefix)) keys.push(key);
+    }
+    keys.forEach((key) => this.#storage.removeItem(key));
+  }
+}
+
+function isLease(value) {
+  return (
+    typeof value.tabId === "string" &&
+    Number.isSafeInteger(value.epoch) &&
+    Number.isFinite(value.expiresAt)
+  );
+}
+
+function isBroadcast(value) {
+  return Number.isSafeInteger(value.seq) && value.seq > 0 && typeof value.html === "string";
+}
+
+function isSignal(value) {
+  return SIGNAL_KINDS.has(value.kind);
+}
