@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import django_ratelimit.core
 import pytest
 from django.core.cache import caches
 from django.test import RequestFactory, override_settings
@@ -15,19 +14,9 @@ from operations.admission import admit
 from operations.models import Operation, Slot
 from tests.services import free_port
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 START_POLICY = '"start";q=3;w=60'
-
-
-class Clock:
-    """A stand-in for django-ratelimit's `time` module that moves only when told."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
@@ -39,19 +28,6 @@ def limits_on(configure):
         max_concurrent_operations=50,
         allow_anonymous=True,
     )
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch, limits_on, empty_cache):
-    """Freeze django-ratelimit's clock at the start of a fresh window for 127.0.0.1.
-
-    Without it a burst that straddles the end of a window would find its count reset.
-    """
-    clock = Clock(float(django_ratelimit.core.time.time()))
-    monkeypatch.setattr(django_ratelimit.core, "time", clock)
-    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
-    clock.now += limits.peek(request, limits.START).reset_seconds + 1
-    return clock
 
 
 def start(client, **extra):

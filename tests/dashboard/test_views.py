@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from operations.admission import admit
 from dashboard.state import CONTENT_HEADER, STATE_HEADER
+from operations.admission import admit
 from operations.models import Operation, Slot, Status
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,106 @@
+"""Errors answered in one place: each exception's status, code and headers; outages; 404s."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import OperationalError
+from django.test import RequestFactory
+
+from api.errors import error_response
+from api.limits import Usage
+from operations.exceptions import (
+    AuthenticationRequired,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidApiKey,
+    InvalidJson,
+    MethodNotAllowed,
+    NoFreeSlot,
+    NotFound,
+    OperationFinished,
+    PayloadTooLarge,
+    RateLimitUnavailable,
+    UnsupportedMediaType,
+)
+from operations.models import Operation
+
+pytestmark = pytest.mark.django_db
+
+BEARER = 'Bearer realm="coordhub"'
+
+
+def test_a_database_outage_is_a_503_with_a_clear_error(client, monkeypatch):
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(Operation.objects, "all", down)
+
+    response = client.get("/api/operations")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == "database_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "headers"),
+    [
+        (InvalidJson("The body is not valid JSON."), 400, "invalid_json", {}),
+        (UnsupportedMediaType("Send JSON."), 415, "unsupported_media_type", {}),
+        (PayloadTooLarge("Too large."), 413, "payload_too_large", {}),
+        (AuthenticationRequired(), 401, "authentication_required", {"WWW-Authenticate": BEARER}),
+        (InvalidApiKey(), 401, "invalid_api_key", {"WWW-Authenticate": BEARER}),
+        (Forbidden("Not yours."), 403, "forbidden", {}),
+        (NotFound("Nothing."), 404, "not_found", {}),
+        (
+            MethodNotAllowed("PUT", ("GET", "POST")),
+            405,
+            "method_not_allowed",
+            {"Allow": "GET, POST"},
+        ),
+        (
+            OperationFinished(Operation(kind="simulated", status="completed")),
+            409,
+            "already_finished",
+            {},
+        ),
+        (NoFreeSlot(3, retry_after=7), 429, "concurrency_limit", {"Retry-After": "7"}),
+        (RateLimitUnavailable(), 503, "rate_limit_unavailable", {"Retry-After": "5"}),
+        (DatabaseUnavailable(), 503, "database_unavailable", {"Retry-After": "5"}),
+    ],
+)
+def test_each_error_answers_its_own_status_code_and_headers(error, status, code, headers):
+    response = error_response(RequestFactory().get("/api/operations"), error)
+
+    assert response.status_code == status
+    assert json.loads(response.content) == {"error": code, "detail": str(error), **error.fields()}
+    for name, value in headers.items():
+        assert response[name] == value
+
+
+def test_a_refusal_after_spending_the_budget_carries_the_ratelimit_fields():
+    refusal = NoFreeSlot(3, retry_after=2)
+    refusal.usage = Usage("start", limit=10, count=4, reset_seconds=30)
+
+    response = error_response(RequestFactory().post("/api/operations"), refusal)
+
+    assert response["RateLimit"] == '"start";r=6;t=30'
+    assert response["RateLimit-Policy"] == '"start";q=10;w=60'
+
+
+def test_a_browser_page_that_needs_sign_in_redirects_to_the_sign_in_page():
+    response = error_response(RequestFactory().get("/dashboard/live/"), AuthenticationRequired())
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?next=/dashboard/live/")
+
+
+def test_unknown_api_paths_are_json_404_and_pages_are_html(client):
+    api = client.get("/api/nothing-here")
+    page = client.get("/nothing-here/")
+
+    assert (api.status_code, api.json()["error"]) == (404, "not_found")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")

@@ -1,0 +1,86 @@
+"""What every request passes through once: methods, CSRF, sign-in and the read limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from api import limits
+from operations.exceptions import RateLimitUnavailable
+from operations.models import Operation
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+
+READS_PER_MINUTE = 2
+
+
+@pytest.fixture(autouse=True)
+def limits_on(configure):
+    configure(
+        enable_rate_limiting=True,
+        requests_per_minute=10,
+        read_requests_per_minute=READS_PER_MINUTE,
+        allow_anonymous=True,
+    )
+
+
+def test_one_sign_in_check_answers_each_surface_in_its_own_way(client, configure):
+    configure(allow_anonymous=False)
+
+    api = client.get("/api/operations")
+    fragment = client.get("/dashboard/live/")
+    report = client.get("/api/performance")
+
+    assert (api.status_code, api.json()["error"]) == (401, "authentication_required")
+    assert api["WWW-Authenticate"] == 'Bearer realm="coordhub"'
+    assert report.status_code == 401
+    assert fragment.status_code == 302
+    assert fragment["Location"].startswith("/admin/login/?next=/dashboard/live/")
+
+
+@pytest.mark.parametrize("path", ["/api/operations", "/dashboard/live/"])
+def test_the_read_limit_is_one_check_with_one_answer_for_the_api_and_the_dashboard(client, path):
+    for _ in range(READS_PER_MINUTE):
+        assert client.get(path).status_code == 200
+
+    refused = client.get(path)
+
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert refused.json()["retry_after"] == int(refused["Retry-After"]) > 0
+    assert refused["RateLimit"].startswith('"read";r=0;')
+
+
+def test_reads_keep_working_when_the_cache_behind_the_read_limit_fails(client, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise RateLimitUnavailable()
+
+    monkeypatch.setattr(limits, "spend", unavailable)
+
+    for _ in range(READS_PER_MINUTE + 1):
+        assert client.get("/dashboard/live/").status_code == 200
+
+
+def test_a_method_the_view_does_not_take_is_405_naming_those_it_does(client):
+    response = client.put("/api/protected-operation")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["detail"] == "PUT is not allowed here; use POST."
+
+
+def test_a_session_post_without_its_csrf_token_is_refused_and_starts_nothing(
+    django_user_model,
+):
+    user = django_user_model.objects.create_user("ada", password="pw")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+
+    refused = browser.post(
+        "/api/operations", json.dumps({"kind": "simulated"}), content_type="application/json"
+    )
+
+    assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
+    assert not Operation.objects.exists()
