@@ -8,7 +8,8 @@ the count does not grow with the tabs.
 from __future__ import annotations
 
 from bench.table import Row, at_most
-from coordhub.config import COMMON_DEFAULTS, DEFAULT_PROFILE, PROFILE_DEFAULTS, Config
+from coordhub.config import Config
+from coordhub.profiles import COMMON_DEFAULTS, DEFAULT_PROFILE, PROFILE_DEFAULTS
 from loadcheck.polling import (
     FIXED_POLL_SECONDS,
     POLL_HORIZON_SECONDS,

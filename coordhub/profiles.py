@@ -1,0 +1,70 @@
+"""The defaults of each configuration profile, the lowest layer of the configuration.
+
+A JSON file (`COORDHUB_CONFIG_FILE`) and then the environment override them;
+`coordhub/config.py` loads the three layers. The README's configuration table
+mirrors these values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES = ("development", "testing", "staging", "production")
+DEFAULT_PROFILE = "development"
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "read_requests_per_minute": 120,
+    "slot_lease_seconds": 30,
+    "operation_timeout_seconds": 7200,
+    "operation_retention_days": 30,
+    "poll_initial_interval_ms": 5000,
+    "poll_max_interval_ms": 30000,
+    "poll_multiplier": 1.2,
+    "poll_max_attempts": 100,
+    "leader_heartbeat_ms": 3000,
+    "leader_timeout_ms": 10000,
+    "web_processes": 1,
+    "allowed_hosts": "localhost,127.0.0.1,[::1]",
+    "trusted_proxies": "",
+    "database_url": "",
+    "redis_url": "",
+}
+
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "development": {
+        "requests_per_minute": 10,
+        "max_concurrent_operations": 5,
+        "cleanup_interval_seconds": 1800,
+        "enable_rate_limiting": False,
+        "allow_anonymous": True,
+        "log_level": "DEBUG",
+        "debug": True,
+    },
+    "testing": {
+        "requests_per_minute": 5,
+        "max_concurrent_operations": 3,
+        "cleanup_interval_seconds": 900,
+        "enable_rate_limiting": True,
+        "allow_anonymous": True,
+        "log_level": "DEBUG",
+        "debug": False,
+    },
+    "staging": {
+        "requests_per_minute": 3,
+        "max_concurrent_operations": 2,
+        "cleanup_interval_seconds": 3600,
+        "enable_rate_limiting": True,
+        "allow_anonymous": False,
+        "log_level": "INFO",
+        "debug": False,
+    },
+    "production": {
+        "requests_per_minute": 2,
+        "max_concurrent_operations": 2,
+        "cleanup_interval_seconds": 3600,
+        "enable_rate_limiting": True,
+        "allow_anonymous": False,
+        "log_level": "WARNING",
+        "debug": False,
+    },
+}
