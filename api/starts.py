@@ -23,17 +23,29 @@ class Started:
 
 
 def start_operation(request: HttpRequest, kind: object, params: object) -> Started:
-    """Start `kind` with `params` for this client, or raise why not.
+    """Start `kind` with `params` for this client, or raise why not."""
+    usage = spend_start(request)
+    return Started(admit_for(request, kind, params, usage), usage)
+
+
+def spend_start(request: HttpRequest) -> limits.Usage | None:
+    """Spend one start from the client's budget; None while limits are off.
 
     Raises RateLimitUnavailable when the counters cannot be read (fail closed: the
-    limits protect a quota), RateLimited past the budget, or an AdmissionError.
+    limits protect a quota) and RateLimited past the budget.
     """
     usage = limits.spend(request, limits.START)
     if usage and usage.exceeded:
         raise RateLimited(usage)
+    return usage
+
+
+def admit_for(
+    request: HttpRequest, kind: object, params: object, usage: limits.Usage | None
+) -> Operation:
+    """Admit the operation for this client, or raise the AdmissionError with its `usage`."""
     try:
-        operation = admit(kind, params, client_key=client_key(request), user=request.user)
+        return admit(kind, params, client_key=client_key(request), user=request.user)
     except AdmissionError as refusal:
         refusal.usage = usage
         raise
-    return Started(operation, usage)

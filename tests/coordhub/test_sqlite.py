@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from django.db.utils import ConnectionHandler
 
-from coordhub.cache import RedisCache
 from coordhub.sqlite.base import DatabaseWrapper
 
 
@@ -83,15 +82,3 @@ def test_each_database_file_keeps_its_own_connections(tmp_path):
     other.ensure_connection()
 
     assert other.connection is not from_one
-
-
-def test_cache_objects_with_the_same_settings_share_one_redis_client():
-    params = {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1}}
-    first, second = (
-        RedisCache("redis://127.0.0.1:1/0", params),
-        RedisCache("redis://127.0.0.1:1/0", params),
-    )
-    elsewhere = RedisCache("redis://127.0.0.1:1/1", params)
-
-    assert first.client is second.client
-    assert elsewhere.client is not first.client
