@@ -29,9 +29,8 @@ def test_page_carries_the_polling_configuration_and_the_live_region(client):
     assert response.status_code == 200
     assert 'data-tab-role="follower"' in html
     for attribute in (
-        'data-poll-initial-ms="5000"',
-        'data-poll-max-ms="30000"',
-        'data-poll-multiplier="1.2"',
+        # 5 s growing by 1.2 up to 30 s: the one ladder, computed by the server.
+        'data-poll-ladder-ms="5000,6000,7200,8640,10368,12442,14930,17916,21499,25799,30000"',
         'data-poll-max-attempts="100"',
         'data-tabs-heartbeat-ms="3000"',
         'data-tabs-timeout-ms="10000"',
