@@ -9,6 +9,16 @@ from django.test import RequestFactory
 from api import limits
 
 
+@pytest.fixture
+def limits_for(configure):
+    """Return a function that turns the rate limits on, for anonymous clients, at given figures."""
+
+    def turn_on(**figures: int) -> None:
+        configure(enable_rate_limiting=True, allow_anonymous=True, **figures)
+
+    return turn_on
+
+
 class Clock:
     """A stand-in for django-ratelimit's `time` module that moves only when told."""
 

@@ -20,14 +20,8 @@ START_POLICY = '"start";q=3;w=60'
 
 
 @pytest.fixture(autouse=True)
-def limits_on(configure):
-    configure(
-        enable_rate_limiting=True,
-        requests_per_minute=3,
-        read_requests_per_minute=100,
-        max_concurrent_operations=50,
-        allow_anonymous=True,
-    )
+def limits_on(limits_for):
+    limits_for(requests_per_minute=3, read_requests_per_minute=100, max_concurrent_operations=50)
 
 
 def start(client, **extra):

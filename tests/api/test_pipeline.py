@@ -17,13 +17,8 @@ READS_PER_MINUTE = 2
 
 
 @pytest.fixture(autouse=True)
-def limits_on(configure):
-    configure(
-        enable_rate_limiting=True,
-        requests_per_minute=10,
-        read_requests_per_minute=READS_PER_MINUTE,
-        allow_anonymous=True,
-    )
+def limits_on(limits_for):
+    limits_for(requests_per_minute=10, read_requests_per_minute=READS_PER_MINUTE)
 
 
 def test_one_sign_in_check_answers_each_surface_in_its_own_way(client, configure):

@@ -15,13 +15,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 @pytest.fixture(autouse=True)
-def limits_on(configure):
-    configure(
-        enable_rate_limiting=True,
-        requests_per_minute=2,
-        max_concurrent_operations=1,
-        allow_anonymous=True,
-    )
+def limits_on(limits_for):
+    limits_for(requests_per_minute=2, max_concurrent_operations=1)
 
 
 def request():

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def roomy_limits(configure):
-    configure(max_concurrent_operations=3, enable_rate_limiting=False, allow_anonymous=True)
-
-
-def start(client):
-    body = {"kind": "simulated", "params": {}}
-    return client.post("/api/operations", json.dumps(body), content_type="application/json")
-
-
-def test_prometheus_metrics_report_slots_and_operations(client, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        start(client)
+def test_prometheus_metrics_report_slots_and_operations(client, start_one):
+    start_one()
 
     response = client.get("/metrics")
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def roomy_limits(configure):
-    configure(max_concurrent_operations=3, enable_rate_limiting=False, allow_anonymous=True)
-
-
-def start(client):
-    body = {"kind": "simulated", "params": {}}
-    return client.post("/api/operations", json.dumps(body), content_type="application/json")
-
-
-def test_performance_report_has_the_seeds_shape(client):
-    start(client)
+def test_performance_report_has_the_seeds_shape(client, start_one):
+    start_one()
 
     body = client.get("/api/performance").json()
 
@@ -36,9 +24,8 @@ def test_performance_report_has_the_seeds_shape(client):
     assert body["rate_limiting"]["enabled"] is False
 
 
-def test_resource_pool_metrics_have_the_seeds_shape(client, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        created = start(client).json()
+def test_resource_pool_metrics_have_the_seeds_shape(client, start_one):
+    created = start_one()
 
     body = client.get("/api/resource-pool/metrics").json()
 
