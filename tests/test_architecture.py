@@ -82,6 +82,11 @@ def test_the_engine_knows_nothing_of_http(name):
     assert http == [] or name == "operations.admin"
 
 
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if in_package(n, "api")))
+def test_the_http_layer_knows_nothing_of_the_surfaces_built_on_it(name):
+    assert [n for n in product_imports(name) if in_package(n, "dashboard", "monitoring")] == []
+
+
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if in_package(n, "loadcheck")))
 def test_the_load_checker_imports_nothing_of_the_service(name):
     outside = [n for n in product_imports(name) if not in_package(n, "loadcheck")]
