@@ -35,7 +35,8 @@ from coordhub.testing.services import (
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 90.0
-STOP_TIMEOUT_SECONDS = 15.0
+# Longer than `manage.py serve` gives its own children (STOP_GRACE_SECONDS) before killing them.
+STOP_TIMEOUT_SECONDS = 30.0
 # What `coordhub_worker` prints once its task loops run.
 WORKER_READY = "task loops"
 
