@@ -21,6 +21,7 @@ def health(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "degraded" if failed else "healthy",
         "timestamp": timezone.now().isoformat(),
+        **reports.health_figures(),
         "checks": checks,
         "failed": failed,
     }
