@@ -16,7 +16,7 @@ from coordhub.testing.processes import (
     web_command,
 )
 from coordhub.testing.services import ServiceError
-from tests.coordhub.testing.test_services import alive
+from tests.coordhub.testing.test_services import ends_within
 
 SLEEP = "import time; time.sleep(60)"
 
@@ -83,7 +83,7 @@ def test_kill_ends_a_frozen_process_and_the_children_it_started(tmp_path: Path):
     parent.kill()
 
     assert parent.wait() == -signal.SIGKILL
-    assert not alive(child)
+    assert ends_within(child, seconds=5)
 
 
 def test_stop_all_stops_every_process_it_is_given(tmp_path: Path):
