@@ -8,7 +8,10 @@ only data on the class, as `Http404` is for Django.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from operations.estimates import Estimate
 
 
 class CoordhubError(Exception):
@@ -172,21 +175,29 @@ class InvalidParams(AdmissionError):
 
 
 class NoFreeSlot(AdmissionError):
+    """Every slot is held: the estimate says when one is expected to free, and how."""
+
     status = 429
     code = "concurrency_limit"
 
-    def __init__(self, limit: int, retry_after: int) -> None:
+    def __init__(
+        self, limit: int, estimate: Estimate | None = None, *, retry_after: int | None = None
+    ) -> None:
+        # `retry_after` alone: a bare figure from a caller that made no estimate of its own.
         self.limit = limit
-        self.retry_after = retry_after
+        self.retry_after = estimate.seconds if estimate else max(1, retry_after or 1)
+        self.basis = estimate.basis if estimate else None
         super().__init__(
-            f"All {limit} operation slots are busy; try again in about {retry_after} s."
+            f"All {limit} operation slots are busy; "
+            f"a slot is expected to free in about {self.retry_after} s."
         )
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
 
     def fields(self) -> dict[str, Any]:
-        return {"retry_after": self.retry_after}
+        estimate = {"seconds": self.retry_after, "basis": self.basis}
+        return {"retry_after": self.retry_after, "estimate": estimate}
 
 
 # --- Operations and kinds -------------------------------------------------------------------

@@ -64,7 +64,13 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["status"]),
+            # A kind's last completed operations, newest first: the refusal's estimate.
+            models.Index(
+                fields=["kind", "status", "finished_at"], name="operation_kind_recent_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.short_id} ({self.status})"

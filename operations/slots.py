@@ -7,7 +7,6 @@ wakes up late cannot free or extend a slot that has passed to someone else.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from operations import counters, outcomes
+from operations.estimates import expected_free_in
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot
 
@@ -89,14 +89,7 @@ def count_live_holders(now: datetime, *, lock: bool = False) -> int:
 
 def rejected(limit: int, now: datetime) -> NoFreeSlot:
     """Build the rejection, estimating when a slot may next come free."""
-    soonest = (
-        Slot.objects.held()
-        .order_by("lease_expires_at")
-        .values_list("lease_expires_at", flat=True)
-        .first()
-    )
-    wait = (soonest - now).total_seconds() if soonest else 1
-    return NoFreeSlot(limit, retry_after=max(1, math.ceil(wait)))
+    return NoFreeSlot(limit, expected_free_in(now))
 
 
 def renew(hold: Hold, lease_seconds: int) -> bool:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
 from django.test import RequestFactory, override_settings
+from django.utils import timezone
 
 from api import limits
 from operations.admission import admit
-from operations.models import Operation, Slot
+from operations.models import Operation, Slot, Status
+from operations.slots import holds_of, renew
 from tests.services import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
@@ -171,6 +174,46 @@ def test_no_free_slot_is_429_concurrency_limit_and_creates_nothing(client, confi
     assert int(second["Retry-After"]) >= 1
     assert Operation.objects.count() == 1
     assert Slot.objects.held().count() == 1
+
+
+def test_concurrency_limit_retry_after_is_the_estimate_and_does_not_follow_lease_renewal(
+    client, configure, monkeypatch
+):
+    configure(max_concurrent_operations=1)
+    end = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: end)  # elapsed times stay exact
+    for seconds in (8, 10, 30):
+        Operation.objects.create(
+            kind="simulated",
+            status=Status.COMPLETED,
+            started_at=end - timedelta(seconds=seconds),
+            finished_at=end,
+        )
+    assert start(client).status_code == 202
+    holder = Operation.objects.get(status=Status.QUEUED)
+    Operation.objects.filter(pk=holder.pk).update(
+        status=Status.RUNNING, started_at=end - timedelta(seconds=4)
+    )
+    estimate = {
+        "seconds": 6,  # the median, 10 s, less the 4 s it has run
+        "basis": "the one operation holding a slot to reach its kind's median duration "
+        "(simulated: median of the last 3 completed, 10.0 s)",
+    }
+
+    refused = start(client)
+    [hold] = holds_of(holder.pk)
+    assert renew(hold, lease_seconds=3600)
+    after_renewal = start(client)
+
+    for response in (refused, after_renewal):
+        assert response.status_code == 429
+        assert response.json()["error"] == "concurrency_limit"
+        assert response["Retry-After"] == "6"
+        assert response.json()["retry_after"] == 6
+        assert response.json()["estimate"] == estimate
+        assert response.json()["detail"] == (
+            "All 1 operation slots are busy; a slot is expected to free in about 6 s."
+        )
 
 
 def unreachable_redis() -> dict:

@@ -135,7 +135,10 @@ def test_busy_slots_show_inline_with_a_countdown(client):
     response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
 
     assert response.status_code == 429
-    assert "All slots are busy" in response.content.decode()
+    assert (  # two queued holders of a kind with no completed operation: the default, 30 s
+        "All slots are busy: a slot is expected to free in about "
+        '<span data-countdown="30">30</span> s.'
+    ) in response.content.decode()
     assert Slot.objects.held().count() == 2
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from operations.exceptions import NoFreeSlot
@@ -42,6 +43,54 @@ def test_claims_fill_the_slots_then_refuse():
     assert refused.value.limit == 3
     assert 1 <= refused.value.retry_after <= 30
     assert "All 3 operation slots are busy" in str(refused.value)
+
+
+def refused(limit: int = 3) -> NoFreeSlot:
+    """The refusal of a claim, rolled back on its own so the test can go on querying."""
+    with pytest.raises(NoFreeSlot) as refusal, transaction.atomic():
+        claim(limit=limit)
+    return refusal.value
+
+
+def completed(kind: str, seconds: float) -> None:
+    end = timezone.now()
+    Operation.objects.create(
+        kind=kind,
+        status=Status.COMPLETED,
+        started_at=end - timedelta(seconds=seconds),
+        finished_at=end,
+    )
+
+
+def test_a_refusal_estimates_from_the_holders_durations_not_their_leases():
+    completed("simulated", 8)
+    holds = [claim(lease_seconds=600) for _ in range(3)]  # queued: 8 s each still ahead
+
+    before = refused()
+    for hold in holds:
+        renew(hold, lease_seconds=3600)
+    after_renewal = refused()
+
+    for refusal in (before, after_renewal):
+        assert refusal.retry_after == 8
+        assert refusal.basis == (
+            "the soonest of 3 operations holding a slot to reach its kind's median duration "
+            "(simulated: median of the last 1 completed, 8.0 s)"
+        )
+        assert str(refusal) == (
+            "All 3 operation slots are busy; a slot is expected to free in about 8 s."
+        )
+
+
+def test_a_refusal_while_a_lowered_limit_drains_carries_the_same_estimate():
+    completed("simulated", 8)
+    holds = [claim(limit=3) for _ in range(3)]
+    release(holds[0])  # slot 1 free, but slots 2 and 3 still hold the new limit of 2
+
+    draining = refused(limit=2)
+
+    assert draining.retry_after == 8
+    assert draining.basis.startswith("the soonest of 2 operations holding a slot")
 
 
 def test_release_frees_the_slot_for_the_next_claim():
