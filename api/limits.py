@@ -1,21 +1,49 @@
-"""Per-client rate limits through django-ratelimit, with honest remaining/reset figures."""
+"""Per-client rate limits in the Django cache, with honest remaining/reset figures.
+
+The keys and windows are django-ratelimit's own (`_make_cache_key`, `_get_window`:
+fixed one-minute windows, jittered per client), so its system checks and tools
+apply. Counting is done here rather than through its `get_usage`, which makes two
+cache round trips per request (`add`, then `incr`): on Redis one script counts and
+sets the expiry in a single round trip, and a refusal that started nothing can give
+its start back (`refund`).
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
+from django_ratelimit import ALL
+from django_ratelimit import core as ratelimit
 
 from api.clients import client_key
+from coordhub.cache import RedisCache
 from operations.exceptions import RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 
 START = "start"
 READ = "read"
+ATTEMPT = "attempt"
+WINDOW_SECONDS = 60
+# As django-ratelimit: a counter outlives its window by a few seconds, never less.
+EXPIRY_SECONDS = WINDOW_SECONDS + ratelimit.EXPIRATION_FUDGE
+
+# One round trip: count, and give a new counter its expiry (a refund that emptied a
+# counter must not leave it without one).
+COUNT_SCRIPT = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return count
+"""
+# Give one back, but never to a counter whose window has already expired.
+REFUND_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -26,6 +54,7 @@ class Usage:
     limit: int
     count: int
     reset_seconds: int
+    key: str = ""  # the counter's cache key, so a refund gives back to the window it spent
 
     @property
     def exceeded(self) -> bool:
@@ -38,14 +67,18 @@ class Usage:
     def headers(self) -> dict[str, str]:
         """The IETF draft RateLimit-Policy and RateLimit fields."""
         return {
-            "RateLimit-Policy": f'"{self.group}";q={self.limit};w=60',
+            "RateLimit-Policy": f'"{self.group}";q={self.limit};w={WINDOW_SECONDS}',
             "RateLimit": f'"{self.group}";r={self.remaining};t={self.reset_seconds}',
         }
 
 
 def limit_per_minute(group: str) -> int:
     config = settings.COORDHUB
-    return config.requests_per_minute if group == START else config.read_requests_per_minute
+    return {
+        START: config.requests_per_minute,
+        READ: config.read_requests_per_minute,
+        ATTEMPT: config.start_attempts_per_minute,
+    }[group]
 
 
 def enabled() -> bool:
@@ -69,26 +102,96 @@ def peek(request: HttpRequest, group: str) -> Usage | None:
     return usage(request, group, increment=False)
 
 
+def refund(usage: Usage | None) -> Usage | None:
+    """Give back what `usage` spent, for a request that started nothing; return the standing.
+
+    A cache failure here is logged and otherwise ignored: the start stays spent.
+    """
+    if usage is None or not usage.key:
+        return usage
+    try:
+        count = counter().refund(usage.key)
+    except Exception as exc:  # any cache client error: keep the request's answer
+        logger.warning("Rate-limit refund failed: %r", exc)
+        return usage
+    return replace(usage, count=count)
+
+
 def usage(request: HttpRequest, group: str, *, increment: bool) -> Usage:
     limit = limit_per_minute(group)
-    key = client_key(request)
+    value = client_key(request)
+    window = ratelimit._get_window(value, WINDOW_SECONDS)
+    key = ratelimit._make_cache_key(group, window, f"{limit}/m", value, ALL)
     try:
-        found = get_usage(
-            request,
-            group=group,
-            key=lambda group, request: key,
-            rate=f"{limit}/m",
-            increment=increment,
-        )
+        count = counter().add(key, 1) if increment else counter().get(key)
     except Exception as exc:  # any cache client error: the counters cannot be trusted
         logger.warning("Rate-limit cache failed: %r", exc)
         raise RateLimitUnavailable() from exc
-    if found is None or found["limit"] != limit:
-        # django-ratelimit reports a cache that answered nothing as limit 0.
-        logger.warning("Rate-limit cache gave no count for %s: %r", group, found)
+    if count is None:
+        logger.warning("Rate-limit cache gave no count for %s", group)
         raise RateLimitUnavailable()
-    # django-ratelimit's window still counts during its last second (time_left == 0), so a
-    # client may succeed only time_left + 1 seconds from now. A request that was counted
-    # just before its window ended and finished just after sees time_left == -1: the window
-    # it was counted in is over, so the next request may come at once (Retry-After 1).
-    return Usage(group, limit, found["count"], max(found["time_left"], 0) + 1)
+    # The window still counts during its last second (time_left == 0), so a client
+    # may succeed only time_left + 1 seconds from now. A request that was counted
+    # just before its window ended and finished just after sees time_left == -1: the
+    # window it was counted in is over, so the next request may come at once.
+    time_left = window - int(ratelimit.time.time())
+    return Usage(group, limit, int(count), max(time_left, 0) + 1, key if increment else "")
+
+
+class CacheCounter:
+    """Counters through Django's cache API: in process for local memory, any cache else."""
+
+    def add(self, key: str, amount: int) -> int | None:
+        try:
+            return cache.incr(key, amount)
+        except ValueError:  # no counter yet in this window
+            if cache.add(key, amount, EXPIRY_SECONDS):
+                return amount
+            return cache.incr(key, amount)  # another request created it first
+
+    def get(self, key: str) -> int | None:
+        return cache.get(key, 0)
+
+    def refund(self, key: str) -> int:
+        try:
+            return cache.decr(key)
+        except ValueError:  # the window has expired: nothing to give back
+            return 0
+
+
+IN_PROCESS = CacheCounter()
+
+
+class RedisCounter:
+    """Counters on Redis: one round trip each, through the raw client django-redis keeps."""
+
+    def __init__(self, redis_cache: RedisCache) -> None:
+        self.cache = redis_cache
+        self.client = redis_cache.client.get_client(write=True)
+        self.count_script = self.client.register_script(COUNT_SCRIPT)
+        self.refund_script = self.client.register_script(REFUND_SCRIPT)
+
+    @classmethod
+    def of(cls, redis_cache: RedisCache) -> RedisCounter:
+        """The counter of this process's shared django-redis client (one per settings)."""
+        shared = redis_cache.client
+        if getattr(shared, "coordhub_counter", None) is None:
+            shared.coordhub_counter = cls(redis_cache)
+        return shared.coordhub_counter
+
+    def add(self, key: str, amount: int) -> int:
+        return self.count_script(keys=[self.cache.make_key(key)], args=[amount, EXPIRY_SECONDS])
+
+    def get(self, key: str) -> int:
+        return int(self.client.get(self.cache.make_key(key)) or 0)
+
+    def refund(self, key: str) -> int:
+        return self.refund_script(keys=[self.cache.make_key(key)])
+
+
+def counter() -> CacheCounter | RedisCounter:
+    """The counter for the default cache: the one-round-trip one for coordhub's Redis cache."""
+    default = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(default, RedisCache):
+        return RedisCounter.of(default)
+    return IN_PROCESS

@@ -1,7 +1,7 @@
 """What every request to the API and the dashboard passes through, once each.
 
 View decorators that raise coordhub's exceptions; `api.errors` answers them.
-Order them outermost first as they read: methods, CSRF, sign-in, read limit.
+Order them outermost first as they read: methods, CSRF, sign-in, then the limit.
 """
 
 from __future__ import annotations
@@ -78,6 +78,29 @@ def csrf_for_sessions(view: Callable) -> Callable:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def start_attempts_limited(view: Callable) -> Callable:
+    """Count every start attempt, refused or not, against START_ATTEMPTS_PER_MINUTE.
+
+    A start refused for bad input, its rate or a full pool spends none of the start
+    budget; this generous limit keeps a client from hammering the claim with them.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            count_start_attempt(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def count_start_attempt(request: HttpRequest) -> None:
+    """Count one start attempt; raise RateLimited past START_ATTEMPTS_PER_MINUTE."""
+    attempts = limits.spend(request, limits.ATTEMPT)
+    if attempts and attempts.exceeded:
+        raise RateLimited(attempts)
 
 
 def read_limited(view: Callable) -> Callable:

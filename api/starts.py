@@ -1,6 +1,11 @@
-"""Start an operation for a request: spend the client's start budget, then admit.
+"""Start an operation for a request: validate, spend the start budget, then claim a slot.
 
-The API, the templates' endpoint and the dashboard's form all start here.
+The API, the templates' endpoints and the dashboard's form all start here. A
+refusal that starts nothing spends nothing: bad input is refused before the
+budget is touched, and a start refused for its rate or a full pool is given back.
+Every attempt, refused or not, also counts against a separate, generous limit
+(`api.pipeline.start_attempts_limited`) so that refunds cannot be used to hammer
+the claim.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from django.http import HttpRequest
 
 from api import limits
 from api.clients import client_key
-from operations.admission import admit
+from operations.admission import Proposal, admit_valid
 from operations.exceptions import AdmissionError, RateLimited
 from operations.models import Operation
 
@@ -22,30 +27,18 @@ class Started:
     usage: limits.Usage | None  # the start budget after this start; None while limits are off
 
 
-def start_operation(request: HttpRequest, kind: object, params: object) -> Started:
-    """Start `kind` with `params` for this client, or raise why not."""
-    usage = spend_start(request)
-    return Started(admit_for(request, kind, params, usage), usage)
-
-
-def spend_start(request: HttpRequest) -> limits.Usage | None:
-    """Spend one start from the client's budget; None while limits are off.
+def start_operation(request: HttpRequest, proposal: Proposal) -> Started:
+    """Start a validated `proposal` for this client, or raise why not.
 
     Raises RateLimitUnavailable when the counters cannot be read (fail closed: the
-    limits protect a quota) and RateLimited past the budget.
+    limits protect a quota), RateLimited past the budget, or an AdmissionError.
     """
     usage = limits.spend(request, limits.START)
     if usage and usage.exceeded:
-        raise RateLimited(usage)
-    return usage
-
-
-def admit_for(
-    request: HttpRequest, kind: object, params: object, usage: limits.Usage | None
-) -> Operation:
-    """Admit the operation for this client, or raise the AdmissionError with its `usage`."""
+        raise RateLimited(limits.refund(usage))
     try:
-        return admit(kind, params, client_key=client_key(request), user=request.user)
+        operation = admit_valid(proposal, client_key=client_key(request), user=request.user)
     except AdmissionError as refusal:
-        refusal.usage = usage
+        refusal.usage = limits.refund(usage)
         raise
+    return Started(operation, usage)

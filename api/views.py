@@ -1,8 +1,9 @@
-"""The JSON API: start, list, show and cancel operations, and the templates' start endpoint."""
+"""The JSON API: start, list, show and cancel operations, and the templates' start endpoints."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -10,8 +11,15 @@ from django.urls import reverse
 from api.bodies import json_object
 from api.clients import may_control
 from api.errors import with_usage
-from api.pipeline import allow_methods, csrf_for_sessions, read_limited, signed_in
+from api.pipeline import (
+    allow_methods,
+    csrf_for_sessions,
+    read_limited,
+    signed_in,
+    start_attempts_limited,
+)
 from api.starts import start_operation
+from operations.admission import Proposal, validate
 from operations.cancellation import cancel
 from operations.exceptions import Forbidden, InvalidRequest, NotFound
 from operations.models import Operation
@@ -24,6 +32,7 @@ START_FIELDS = {"kind", "params"}
 @allow_methods("GET", "POST")
 @csrf_for_sessions
 @signed_in
+@start_attempts_limited
 def operations(request: HttpRequest) -> HttpResponse:
     """GET: recent operations, newest first. POST {"kind", "params"}: start one."""
     if request.method == "GET":
@@ -34,12 +43,12 @@ def operations(request: HttpRequest) -> HttpResponse:
         raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; send kind and params.")
     if "kind" not in body:
         raise InvalidRequest("The body needs a 'kind', e.g. 'simulated'.")
-    return started(request, body["kind"], body.get("params", {}))
+    return started(request, validate(body["kind"], body.get("params", {})))
 
 
-def started(request: HttpRequest, kind: object, params: object) -> HttpResponse:
+def started(request: HttpRequest, proposal: Proposal) -> HttpResponse:
     """Start the operation and answer 202 with it and where to watch it."""
-    start = start_operation(request, kind, params)
+    start = start_operation(request, proposal)
     response = JsonResponse(start.operation.as_json(), status=202)
     response["Location"] = reverse("operation", args=[start.operation.id])
     return with_usage(response, start.usage)
@@ -80,7 +89,16 @@ def find(operation_id: uuid.UUID) -> Operation:
 @allow_methods("POST")
 @csrf_for_sessions
 @signed_in
-def protected_operation(request: HttpRequest) -> HttpResponse:
-    """The templates' endpoint: any JSON object starts a 2-second simulated operation."""
-    body = json_object(request)
-    return started(request, "simulated", {"duration": SEED_DURATION_SECONDS, "data": body})
+@start_attempts_limited
+def templates_start(request: HttpRequest) -> HttpResponse:
+    """The templates' protected-operation and resource-intensive-operation endpoints.
+
+    Any JSON object starts a 2-second simulated operation carrying it, under the
+    same limits as every start.
+    """
+    return started(request, seed_proposal(json_object(request)))
+
+
+def seed_proposal(body: dict[str, Any]) -> Proposal:
+    """What the templates' endpoints start: 2 s of simulated work carrying the body."""
+    return validate("simulated", {"duration": SEED_DURATION_SECONDS, "data": body})

@@ -70,6 +70,7 @@ def measure(directory: Path, count: int) -> None:
             ENABLE_RATE_LIMITING="true",
             READ_REQUESTS_PER_MINUTE=UNLIMITED,
             REQUESTS_PER_MINUTE=UNLIMITED,
+            START_ATTEMPTS_PER_MINUTE=UNLIMITED,
         )
     )
     import django
@@ -88,6 +89,7 @@ def measure(directory: Path, count: int) -> None:
     content = client.get("/dashboard/live/").headers[CONTENT_HEADER]
     requests = {
         "/bench/minimal": lambda: client.get("/bench/minimal"),
+        "/bench/limited (one read-limit spend)": lambda: client.get("/bench/limited"),
         "GET /api/operations/<id>": lambda: client.get(f"/api/operations/{operation.id}"),
         "unchanged GET /dashboard/live/ (204)": lambda: client.get(
             "/dashboard/live/", headers={CONTENT_HEADER: content}

@@ -140,6 +140,7 @@ class Run:
             "ENABLE_RATE_LIMITING": "true",
             "READ_REQUESTS_PER_MINUTE": UNLIMITED,
             "REQUESTS_PER_MINUTE": UNLIMITED,
+            "START_ATTEMPTS_PER_MINUTE": UNLIMITED,
             "MAX_CONCURRENT_OPERATIONS": str(SLOT_LIMIT),
         }
         env = environment(DATABASE_URL=self.databases.sqlite("reads"), **limits)
@@ -227,6 +228,7 @@ class Run:
         limits = {
             "ENABLE_RATE_LIMITING": "true",
             "REQUESTS_PER_MINUTE": UNLIMITED,
+            "START_ATTEMPTS_PER_MINUTE": UNLIMITED,
             "READ_REQUESTS_PER_MINUTE": UNLIMITED,
             "MAX_CONCURRENT_OPERATIONS": "1000",
         }
@@ -275,6 +277,7 @@ class Run:
         rate = {
             "ENABLE_RATE_LIMITING": "true",
             "REQUESTS_PER_MINUTE": str(budget.burst_limit),
+            "START_ATTEMPTS_PER_MINUTE": UNLIMITED,
             "READ_REQUESTS_PER_MINUTE": UNLIMITED,
             "MAX_CONCURRENT_OPERATIONS": "1000",
         }

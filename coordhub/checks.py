@@ -12,6 +12,7 @@ from coordhub.config import Config, Problem, parse_networks, setting_fields
 POSITIVE_SETTINGS = (
     "requests_per_minute",
     "read_requests_per_minute",
+    "start_attempts_per_minute",
     "max_concurrent_operations",
     "cleanup_interval_seconds",
     "slot_lease_seconds",

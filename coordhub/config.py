@@ -42,6 +42,10 @@ class Config:
     requests_per_minute: int = setting(
         "REQUESTS_PER_MINUTE", "Start requests per minute per client."
     )
+    start_attempts_per_minute: int = setting(
+        "START_ATTEMPTS_PER_MINUTE",
+        "Start attempts per minute per client, refused ones included.",
+    )
     read_requests_per_minute: int = setting(
         "READ_REQUESTS_PER_MINUTE", "Read requests (API reads, dashboard polls) per minute."
     )

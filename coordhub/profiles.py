@@ -13,6 +13,7 @@ PROFILES = ("development", "testing", "staging", "production")
 DEFAULT_PROFILE = "development"
 
 COMMON_DEFAULTS: dict[str, Any] = {
+    "start_attempts_per_minute": 60,
     "read_requests_per_minute": 120,
     "slot_lease_seconds": 30,
     "operation_timeout_seconds": 7200,

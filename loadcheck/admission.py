@@ -11,11 +11,12 @@ from typing import Any
 
 from loadcheck.configuration import WINDOW_SECONDS, Limits
 from loadcheck.report import CheckFailed, Outcome
-from loadcheck.starts import Starts, tally
+from loadcheck.starts import StartAnswer, Starts, tally
 
 SHORT_SECONDS = 0.1  # rate-limit starts: over at once, so they hardly hold a slot
 LONG_SECONDS = 5.0  # concurrency starts: still holding their slots when the last one arrives
 EXTRA_STARTS = 2  # concurrency starts beyond the slot count
+FULL_POOL_PAUSE_SECONDS = 0.5  # after a refusal for a full pool, before the next start
 
 
 def check_concurrency(starts: Starts, limits: Limits, echo: Callable[[str], None]) -> Outcome:
@@ -84,7 +85,7 @@ def check_rate_limiting(starts: Starts, limits: Limits, spent_earlier: int = 0) 
     if limits.requests_per_minute is None:
         raise CheckFailed("cannot run: the rate limit is unknown; pass --expect-rpm")
     limit = limits.requests_per_minute
-    counts = tally([starts.start(SHORT_SECONDS) for _ in range(limit + 1)])
+    counts = tally(starts_past_a_full_pool(starts, limit + 1))
     result = {"limit_per_minute": limit, "duration_seconds_each": SHORT_SECONDS, **counts}
     summary = (
         f"{counts['admitted']} of {counts['sent']} starts admitted, "
@@ -108,6 +109,24 @@ def check_rate_limiting(starts: Starts, limits: Limits, spent_earlier: int = 0) 
     if problems:
         raise CheckFailed(f"{summary}; " + "; ".join(problems), result)
     return Outcome(summary, result)
+
+
+def starts_past_a_full_pool(starts: Starts, wanted: int) -> list[StartAnswer]:
+    """Send short starts until `wanted` were answered other than 429 concurrency_limit.
+
+    A deployment gives back the start of a refusal for a full pool, so such refusals
+    say nothing of the rate limit: wait a moment (the slots of the operations just
+    cancelled come free) and send another, at most three times as many in all.
+    """
+    answers: list[StartAnswer] = []
+    while len(answers) < 3 * wanted:
+        answer = starts.start(SHORT_SECONDS)
+        answers.append(answer)
+        if answer.refused_as == "concurrency_limit":
+            time.sleep(FULL_POOL_PAUSE_SECONDS)
+        elif sum(a.refused_as != "concurrency_limit" for a in answers) == wanted:
+            break
+    return answers
 
 
 def retry_after_text(values: list[int | None]) -> str:

@@ -7,6 +7,7 @@ refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -16,27 +17,48 @@ from django_tasks_db.backend import DatabaseBackend
 
 from operations import counters
 from operations.exceptions import NoFreeSlot
-from operations.kinds import get_kind
+from operations.kinds import Kind, get_kind
 from operations.models import Operation
 from operations.slots import Hold, claim_slot
 from operations.tasks import run_operation
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A start whose kind exists and whose parameters are valid: all that admission needs."""
+
+    kind: Kind
+    params: dict[str, Any]
+
+
+def validate(kind_name: object, params: object) -> Proposal:
+    """Check the kind and its parameters, or raise UnknownKind or InvalidParams."""
+    kind = get_kind(kind_name)
+    return Proposal(kind, kind.validate(params))
 
 
 def admit(
     kind_name: object, params: object, *, client_key: str = "", user: Any = None
 ) -> Operation:
     """Start an operation of `kind_name`, or raise why it cannot start."""
+    return admit_valid(validate(kind_name, params), client_key=client_key, user=user)
+
+
+def admit_valid(proposal: Proposal, *, client_key: str = "", user: Any = None) -> Operation:
+    """Claim a slot for a validated start, create its operation and enqueue it, or raise.
+
+    One short write transaction: claim the slot, enqueue the task, insert the
+    operation (already carrying its task's id), count the allocation.
+    """
     config = settings.COORDHUB
-    kind = get_kind(kind_name)
-    cleaned = kind.validate(params)
+    operation = Operation(
+        kind=proposal.kind.name,
+        params=proposal.params,
+        client_key=client_key,
+        user=user if user is not None and user.is_authenticated else None,
+    )
     try:
         with transaction.atomic():
-            operation = Operation.objects.create(
-                kind=kind.name,
-                params=cleaned,
-                client_key=client_key,
-                user=user if user is not None and user.is_authenticated else None,
-            )
             hold = claim_slot(
                 operation,
                 limit=config.max_concurrent_operations,
@@ -45,9 +67,13 @@ def admit(
             if queue_shares_the_database():
                 # The task row commits with the operation or not at all: a start that fails
                 # midway (the database going away) leaves nothing behind.
-                enqueue(operation, hold)
+                operation.task_id = enqueue(operation, hold)
+                operation.save(force_insert=True)
             else:
-                transaction.on_commit(partial(enqueue, operation, hold))
+                operation.save(force_insert=True)
+                transaction.on_commit(partial(enqueue_after_commit, operation, hold))
+            # Last: the counter's row stays locked only until the commit that follows.
+            counters.add(counters.ALLOCATIONS)
     except NoFreeSlot:
         counters.add(counters.REJECTIONS)
         raise
@@ -59,12 +85,17 @@ def queue_shares_the_database() -> bool:
     return isinstance(run_operation.get_backend(), DatabaseBackend)
 
 
-def enqueue(operation: Operation, hold: Hold) -> None:
-    """Hand the operation to the task backend.
-
-    With another backend this runs after commit, so that a worker never sees a
-    task before its operation; an enqueue lost there ends when the lease runs out.
-    """
+def enqueue(operation: Operation, hold: Hold) -> uuid.UUID:
+    """Hand the operation to the task backend; return the task's id."""
     result = run_operation.enqueue(str(operation.id), hold.lease_version)
-    operation.task_id = uuid.UUID(str(result.id))
+    return uuid.UUID(str(result.id))
+
+
+def enqueue_after_commit(operation: Operation, hold: Hold) -> None:
+    """Enqueue once the operation is committed, for a backend outside the database.
+
+    A worker then never sees a task before its operation; an enqueue lost here ends
+    when the lease runs out.
+    """
+    operation.task_id = enqueue(operation, hold)
     Operation.objects.filter(pk=operation.id).update(task_id=operation.task_id)

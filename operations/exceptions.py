@@ -107,7 +107,7 @@ class RateLimited(CoordhubError):
 
     def __init__(self, usage: Any) -> None:
         self.usage = usage
-        what = "starts" if usage.group == "start" else "reads"
+        what = {"start": "starts", "read": "reads"}.get(usage.group, "start attempts")
         super().__init__(
             f"Rate limit of {usage.limit} {what} per minute reached; "
             f"try again in {usage.reset_seconds} s."

@@ -38,31 +38,44 @@ def ensure_slots(limit: int) -> None:
     Slot.objects.retired(limit).filter(operation__isnull=True).delete()
 
 
-@transaction.atomic
 def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
-    """Give `operation` a slot under a fresh lease, or raise NoFreeSlot."""
+    """Give `operation` a slot under a fresh lease, or raise NoFreeSlot.
+
+    The operation's row may come later in the same transaction: the foreign key is
+    checked at commit.
+    """
+    # No savepoint: admission's transaction rolls back whole on a refusal. The refusal is
+    # raised after the block, so that it does not mark a caller's own transaction broken.
+    with transaction.atomic(savepoint=False):
+        claimed = take_a_slot(operation, limit, lease_seconds)
+    if isinstance(claimed, NoFreeSlot):
+        raise claimed
+    return claimed
+
+
+def take_a_slot(operation: Operation, limit: int, lease_seconds: int) -> Hold | NoFreeSlot:
+    """Take the first claimable slot for `operation`, or return the refusal."""
     now = timezone.now()
     if Slot.objects.retired(limit).held().exists() and count_live_holders(now, lock=True) >= limit:
         # A lowered limit is draining: old and new holders together stay within it.
-        raise rejected(limit, now)
+        return rejected(limit, now)
     slot = first_claimable(limit, now)
     if slot is None:
         ensure_slots(limit)  # the table may be new, or the limit raised
         slot = first_claimable(limit, now)
     if slot is None:
-        raise rejected(limit, now)
+        return rejected(limit, now)
     if slot.operation_id is not None:
         displace(slot)
     version = slot.lease_version + 1
     taken = Slot.objects.filter(number=slot.number, lease_version=slot.lease_version).update(
-        operation=operation,
+        operation_id=operation.id,
         lease_version=version,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         claimed_at=now,
     )
     if not taken:
-        raise rejected(limit, now)
-    transaction.on_commit(lambda: counters.add(counters.ALLOCATIONS))
+        return rejected(limit, now)
     return Hold(slot.number, operation.id, version)
 
 

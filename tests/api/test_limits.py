@@ -6,8 +6,8 @@ import json
 import re
 from datetime import timedelta
 
+import django_ratelimit.core
 import pytest
-from django.core.cache import caches
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
@@ -84,15 +84,15 @@ def test_a_start_counted_as_its_window_ends_is_admitted_not_refused_as_unavailab
     """A slow request may be counted in a window's last second and finish in the next."""
     request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
     clock.now += limits.peek(request, limits.START).reset_seconds - 1  # the window's last second
-    counter_cache = caches["default"]
-    count = counter_cache.add
+    spend = limits.spend
 
-    def count_slowly(*args, **kwargs):
-        added = count(*args, **kwargs)
-        clock.now += 1.5  # the counter is written, then the window ends
-        return added
+    def count_slowly(request, group):
+        spent = spend(request, group)
+        if group == limits.START:
+            clock.now += 1.5  # the start is counted, then the window ends
+        return spent
 
-    monkeypatch.setattr(counter_cache, "add", count_slowly)
+    monkeypatch.setattr(limits, "spend", count_slowly)
     response = start(client)
 
     assert response.status_code == 202
@@ -270,3 +270,84 @@ def test_clients_at_different_addresses_have_separate_budgets(client):
 
     assert start(client).status_code == 429
     assert other.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ({"kind": "simulated", "params": {"duration": "soon"}}, "application/json"),
+        ({"kind": "nope"}, "application/json"),
+        ({"params": {}}, "application/json"),
+        ("kind=simulated", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_bad_input_spends_none_of_the_start_budget(client, body, content_type):
+    payload = json.dumps(body) if content_type == "application/json" else body
+    for _ in range(5):
+        refused = client.post("/api/operations", payload, content_type=content_type)
+        assert 400 <= refused.status_code < 500
+        assert "RateLimit" not in refused
+
+    assert [start(client).status_code for _ in range(4)] == [202, 202, 202, 429]
+
+
+def test_starts_refused_for_a_full_pool_cost_nothing_and_say_so(client, configure):
+    configure(max_concurrent_operations=1)
+    assert start(client).status_code == 202
+
+    refusals = [start(client) for _ in range(5)]
+
+    assert {response.json()["error"] for response in refusals} == {"concurrency_limit"}
+    assert [rate_limit_field(response)["r"] for response in refusals] == [2] * 5
+    Slot.objects.update(operation=None, lease_expires_at=None)  # the first one ends
+    assert [start(client).status_code for _ in range(3)] == [202, 429, 429]
+
+
+def test_a_client_hammering_refused_starts_meets_the_attempt_limit(client, configure):
+    configure(start_attempts_per_minute=6)
+    bad = json.dumps({"kind": "nope"})
+
+    answers = [
+        client.post("/api/operations", bad, content_type="application/json") for _ in range(7)
+    ]
+
+    assert [answer.status_code for answer in answers] == [400] * 6 + [429]
+    assert answers[-1].json()["error"] == "rate_limited"
+    assert "6 start attempts per minute" in answers[-1].json()["detail"]
+    assert not Operation.objects.exists()
+
+
+def test_the_templates_two_endpoints_share_one_start_budget(client):
+    def templates(path: str):
+        return client.post(path, json.dumps({"job": 1}), content_type="application/json")
+
+    answers = [
+        templates("/api/protected-operation"),
+        templates("/api/resource-intensive-operation"),
+        templates("/api/resource-intensive-operation"),
+        templates("/api/protected-operation"),
+    ]
+
+    assert [answer.status_code for answer in answers] == [202, 202, 202, 429]
+    kinds = set(Operation.objects.values_list("kind", "params__duration"))
+    assert kinds == {("simulated", 2)}
+
+
+def test_counts_are_django_ratelimits_own_keys_and_windows(client):
+    start(client)
+    start(client)
+
+    request = RequestFactory().post("/api/operations", REMOTE_ADDR="127.0.0.1")
+    theirs = django_ratelimit.core.get_usage(
+        request, group=limits.START, key=lambda group, request: "ip:127.0.0.1", rate="3/m"
+    )
+    ours = limits.peek(request, limits.START)
+
+    assert (
+        (theirs["count"], theirs["time_left"] + 1)
+        == (ours.count, ours.reset_seconds)
+        == (
+            2,
+            ours.reset_seconds,
+        )
+    )

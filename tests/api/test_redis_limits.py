@@ -1,4 +1,4 @@
-"""Rate limits on a real Redis behind a real `manage.py serve`: pooled connections, outages."""
+"""Rate limits on a real Redis: one round trip a count, pooled connections, outages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
+from django.core.cache import caches
+from django.test import RequestFactory, override_settings
 
+from api import limits
 from tests.live import LiveServer
 from tests.services import RedisServer
 
@@ -95,3 +98,52 @@ def test_starts_fail_closed_while_redis_is_down_and_recover_when_it_returns(coor
 
     assert recovered.status_code == 202
     assert httpx.get(f"{coordhub.url}/api/health", timeout=10).status_code == 200
+
+
+@pytest.fixture
+def on_redis(redis_url, configure):
+    configure(enable_rate_limiting=True, requests_per_minute=3, allow_anonymous=True)
+    with override_settings(CACHES=redis_cache_settings(redis_url)):
+        caches["default"].clear()
+        yield caches["default"]
+
+
+def redis_cache_settings(url: str) -> dict:
+    return {"default": {"BACKEND": "coordhub.cache.RedisCache", "LOCATION": url}}
+
+
+def anonymous_request():
+    return RequestFactory().post("/api/operations", REMOTE_ADDR="192.0.2.10")
+
+
+@pytest.mark.django_db
+def test_a_start_is_counted_in_one_round_trip_to_redis(on_redis, monkeypatch):
+    sent: list[tuple] = []
+    execute = redis.Redis.execute_command
+
+    def counted(client, *args, **kwargs):
+        sent.append(args[:1])
+        return execute(client, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    limits.spend(anonymous_request(), limits.START)  # the first may load the script
+    sent.clear()
+
+    usage = limits.spend(anonymous_request(), limits.START)
+
+    assert len(sent) == 1
+    assert (usage.count, usage.remaining) == (2, 1)
+
+
+@pytest.mark.django_db
+def test_a_redis_counter_expires_with_its_window_and_refunds_never_go_below_zero(on_redis):
+    usage = limits.spend(anonymous_request(), limits.START)
+    raw = on_redis.client.get_client(write=True)
+    key = on_redis.make_key(usage.key)
+
+    assert 0 < raw.ttl(key) <= limits.EXPIRY_SECONDS
+    assert limits.refund(usage).count == 0
+    raw.delete(key)  # the window expired meanwhile
+    assert limits.refund(usage).count == 0
+    assert raw.exists(key) == 0
+    assert limits.peek(anonymous_request(), limits.START).count == 0

@@ -1,14 +1,19 @@
-"""Starting an operation for a request: the budget first, then admission."""
+"""Starting an operation for a request: validated first, the budget spent, refusals refunded."""
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.test import RequestFactory
+from django.db import connection
+from django.test import Client, RequestFactory
 
 from api import limits
 from api.starts import start_operation
-from operations.exceptions import NoFreeSlot, RateLimited, UnknownKind
+from operations.admission import validate
+from operations.exceptions import NoFreeSlot, RateLimited
 from operations.models import Operation, Slot
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
@@ -25,39 +30,93 @@ def request():
     return made
 
 
+def simulated(**params):
+    return validate("simulated", params)
+
+
+def spent() -> int:
+    return limits.peek(request(), limits.START).count
+
+
 def test_a_start_spends_one_start_and_admits_the_operation_for_this_client():
-    started = start_operation(request(), "simulated", {"duration": 5})
+    started = start_operation(request(), simulated(duration=5))
 
     assert started.operation.client_key == "ip:127.0.0.1"
     assert Slot.objects.get(operation=started.operation)
     assert (started.usage.limit, started.usage.remaining) == (2, 1)
 
 
-def test_an_admission_refusal_carries_the_budget_it_spent():
-    start_operation(request(), "simulated", {"duration": 5})
+def test_a_start_refused_for_a_full_pool_gives_its_start_back():
+    start_operation(request(), simulated(duration=5))
 
     with pytest.raises(NoFreeSlot) as refused:
-        start_operation(request(), "simulated", {})
+        start_operation(request(), simulated())
 
-    assert refused.value.usage.remaining == 0
+    assert refused.value.usage.remaining == 1
+    assert spent() == 1
     assert Operation.objects.count() == 1
 
 
-def test_past_the_budget_nothing_is_admitted(configure):
+def test_past_the_budget_nothing_is_admitted_and_the_refusal_costs_nothing(configure):
     configure(max_concurrent_operations=5)
-    start_operation(request(), "simulated", {})
-    start_operation(request(), "simulated", {})
+    start_operation(request(), simulated())
+    start_operation(request(), simulated())
 
     with pytest.raises(RateLimited) as refused:
-        start_operation(request(), "simulated", {})
+        start_operation(request(), simulated())
 
-    assert refused.value.usage.exceeded
-    assert limits.peek(request(), limits.START).count == 3
+    assert refused.value.usage.remaining == 0
+    assert spent() == 2
     assert Operation.objects.count() == 2
 
 
-def test_an_unknown_kind_is_refused_before_anything_is_created():
-    with pytest.raises(UnknownKind):
-        start_operation(request(), "nope", {})
+def test_a_client_refused_for_a_full_pool_still_gets_its_whole_budget(configure):
+    start_operation(request(), simulated(duration=5))
+    for _ in range(5):
+        with pytest.raises(NoFreeSlot):
+            start_operation(request(), simulated())
 
-    assert not Operation.objects.exists()
+    configure(max_concurrent_operations=5)
+    start_operation(request(), simulated())
+
+    with pytest.raises(RateLimited):
+        start_operation(request(), simulated())
+    assert Operation.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refusals_racing_admissions_never_admit_past_the_limit_and_cost_nothing(limits_for):
+    limits_for(requests_per_minute=4, max_concurrent_operations=2)
+    bodies = [
+        {"kind": "simulated", "params": {"duration": "x"}} if n % 3 == 0 else LONG_START
+        for n in range(24)
+    ]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post_from_a_thread, bodies))
+
+    statuses = [status for status, _ in answers]
+    assert statuses.count(202) == 2, answers  # the pool, not the budget, is what refused
+    assert statuses.count(400) == 8
+    assert {error for status, error in answers if status == 429} <= {
+        "concurrency_limit",
+        "rate_limited",  # only while racing spends were in flight: given back at once
+    }
+    assert spent() == 2
+
+    Slot.objects.update(operation=None, lease_expires_at=None)  # both operations end
+    later = [post_from_a_thread(LONG_START) for _ in range(3)]
+    assert later == [(202, None), (202, None), (429, "rate_limited")]
+
+
+LONG_START = {"kind": "simulated", "params": {"duration": 60}}
+
+
+def post_from_a_thread(body: dict) -> tuple[int, str | None]:
+    try:
+        response = Client().post(
+            "/api/operations", json.dumps(body), content_type="application/json"
+        )
+        return response.status_code, response.json().get("error")
+    finally:
+        connection.close()

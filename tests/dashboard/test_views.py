@@ -128,6 +128,30 @@ def test_rate_limited_form_shows_a_countdown(client, configure):
     assert Operation.objects.count() == 3
 
 
+def test_a_form_sent_back_with_errors_spends_no_start(client, configure):
+    configure(max_concurrent_operations=10)
+    for _ in range(5):
+        assert client.post("/dashboard/start/", {"duration": "0"}).status_code == 400
+
+    answers = [client.post("/dashboard/start/", {"duration": "1"}) for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [201, 201, 201, 429]
+
+
+def test_the_attempt_limit_is_answered_in_the_form(client, configure):
+    configure(start_attempts_per_minute=2)
+    client.post("/dashboard/start/", {"duration": "0"})
+    client.post("/dashboard/start/", {"duration": "0"})
+
+    response = client.post("/dashboard/start/", {"duration": "1"})
+
+    html = response.content.decode()
+    assert response.status_code == 429
+    assert 'id="start-form"' in html
+    assert "Start limit reached: you can start again in" in html
+    assert not Operation.objects.exists()
+
+
 def test_busy_slots_show_inline_with_a_countdown(client):
     for _ in range(2):
         client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})

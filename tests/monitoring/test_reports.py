@@ -123,7 +123,9 @@ def test_a_retired_slot_still_held_counts_among_total_resources(client, configur
 
 
 def test_limiter_storage_is_redis_only_for_coordhubs_redis_cache():
-    assert reports.limiter_storage() == "memory"
+    memory = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=memory):
+        assert reports.limiter_storage() == "memory"
 
     redis = {"default": {"BACKEND": "coordhub.cache.RedisCache", "LOCATION": "redis://x/0"}}
     with override_settings(CACHES=redis):

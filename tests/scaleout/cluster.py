@@ -48,7 +48,10 @@ class Cluster:
         """
         self.directory = directory
         self.worker_threads = worker_threads
-        self.variables = {"READ_REQUESTS_PER_MINUTE": "100000"} | variables
+        self.variables = {
+            "READ_REQUESTS_PER_MINUTE": "100000",
+            "START_ATTEMPTS_PER_MINUTE": "100000",  # what is measured is the start limit
+        } | variables
         self.redis = RedisServer()
         self.postgres = PostgresServer()
         self.database_url = ""

@@ -35,6 +35,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         MAX_CONCURRENT_OPERATIONS=str(LIMIT),
         REQUESTS_PER_MINUTE="100000",
         READ_REQUESTS_PER_MINUTE="100000",
+        START_ATTEMPTS_PER_MINUTE="100000",
         WEB_CONCURRENCY="1",
     ).start()
     try:
