@@ -16,8 +16,9 @@ from django.http import HttpRequest
 
 from api import limits
 from api.clients import client_key
-from operations.admission import Proposal, admit_valid
+from operations.admission import admit_valid
 from operations.exceptions import AdmissionError, RateLimited
+from operations.kinds import get_kind
 from operations.models import Operation
 
 
@@ -27,17 +28,20 @@ class Started:
     usage: limits.Usage | None  # the start budget after this start; None while limits are off
 
 
-def start_operation(request: HttpRequest, proposal: Proposal) -> Started:
-    """Start a validated `proposal` for this client, or raise why not.
+def start_operation(request: HttpRequest, kind_name: object, params: object) -> Started:
+    """Start `kind_name` with `params` for this client, or raise why not.
 
-    Raises RateLimitUnavailable when the counters cannot be read (fail closed: the
-    limits protect a quota), RateLimited past the budget, or an AdmissionError.
+    Raises UnknownKind or InvalidParams before anything is spent, then
+    RateLimitUnavailable when the counters cannot be read (fail closed: the limits
+    protect a quota), RateLimited past the budget, or NoFreeSlot.
     """
+    kind = get_kind(kind_name)
+    cleaned = kind.validate(params)
     usage = limits.spend(request, limits.START)
     if usage and usage.exceeded:
         raise RateLimited(limits.refund(usage))
     try:
-        operation = admit_valid(proposal, client_key=client_key(request), user=request.user)
+        operation = admit_valid(kind, cleaned, client_key=client_key(request), user=request.user)
     except AdmissionError as refusal:
         refusal.usage = limits.refund(usage)
         raise

@@ -7,9 +7,5 @@ urlpatterns = [
     path("operations/<uuid:operation_id>", views.operation, name="operation"),
     path("operations/<uuid:operation_id>/cancel", views.cancel_operation, name="cancel-operation"),
     path("protected-operation", views.templates_start, name="protected-operation"),
-    path(
-        "resource-intensive-operation",
-        views.templates_start,
-        name="resource-intensive-operation",
-    ),
+    path("resource-intensive-operation", views.templates_start, name="resource-intensive"),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -19,7 +18,6 @@ from api.pipeline import (
     start_attempts_limited,
 )
 from api.starts import start_operation
-from operations.admission import Proposal, validate
 from operations.cancellation import cancel
 from operations.exceptions import Forbidden, InvalidRequest, NotFound
 from operations.models import Operation
@@ -43,12 +41,12 @@ def operations(request: HttpRequest) -> HttpResponse:
         raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; send kind and params.")
     if "kind" not in body:
         raise InvalidRequest("The body needs a 'kind', e.g. 'simulated'.")
-    return started(request, validate(body["kind"], body.get("params", {})))
+    return started(request, body["kind"], body.get("params", {}))
 
 
-def started(request: HttpRequest, proposal: Proposal) -> HttpResponse:
+def started(request: HttpRequest, kind: object, params: object) -> HttpResponse:
     """Start the operation and answer 202 with it and where to watch it."""
-    start = start_operation(request, proposal)
+    start = start_operation(request, kind, params)
     response = JsonResponse(start.operation.as_json(), status=202)
     response["Location"] = reverse("operation", args=[start.operation.id])
     return with_usage(response, start.usage)
@@ -96,9 +94,5 @@ def templates_start(request: HttpRequest) -> HttpResponse:
     Any JSON object starts a 2-second simulated operation carrying it, under the
     same limits as every start.
     """
-    return started(request, seed_proposal(json_object(request)))
-
-
-def seed_proposal(body: dict[str, Any]) -> Proposal:
-    """What the templates' endpoints start: 2 s of simulated work carrying the body."""
-    return validate("simulated", {"duration": SEED_DURATION_SECONDS, "data": body})
+    body = json_object(request)
+    return started(request, "simulated", {"duration": SEED_DURATION_SECONDS, "data": body})

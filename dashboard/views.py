@@ -14,7 +14,6 @@ from api.clients import client_key, may_control
 from api.pipeline import count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
-from operations.admission import validate
 from operations.cancellation import cancel
 from operations.exceptions import (
     AdmissionError,
@@ -102,7 +101,7 @@ def start(request: HttpRequest) -> HttpResponse:
         count_start_attempt(request)  # answered in the form, like every refusal here
         if form.is_valid():  # a form sent back with errors spends no start
             params = {key: value for key, value in form.cleaned_data.items() if value is not None}
-            extra = {"started": start_operation(request, validate(kind_name, params)).operation}
+            extra = {"started": start_operation(request, kind_name, params).operation}
             status, form = 201, None
     except RateLimited as exc:
         status, extra = 429, {"retry_after": exc.usage.reset_seconds, "error": exc.code}

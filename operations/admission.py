@@ -7,7 +7,6 @@ refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,37 +22,28 @@ from operations.slots import Hold, claim_slot
 from operations.tasks import run_operation
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """A start whose kind exists and whose parameters are valid: all that admission needs."""
-
-    kind: Kind
-    params: dict[str, Any]
-
-
-def validate(kind_name: object, params: object) -> Proposal:
-    """Check the kind and its parameters, or raise UnknownKind or InvalidParams."""
-    kind = get_kind(kind_name)
-    return Proposal(kind, kind.validate(params))
-
-
 def admit(
     kind_name: object, params: object, *, client_key: str = "", user: Any = None
 ) -> Operation:
     """Start an operation of `kind_name`, or raise why it cannot start."""
-    return admit_valid(validate(kind_name, params), client_key=client_key, user=user)
+    kind = get_kind(kind_name)
+    return admit_valid(kind, kind.validate(params), client_key=client_key, user=user)
 
 
-def admit_valid(proposal: Proposal, *, client_key: str = "", user: Any = None) -> Operation:
-    """Claim a slot for a validated start, create its operation and enqueue it, or raise.
+def admit_valid(
+    kind: Kind, params: dict[str, Any], *, client_key: str = "", user: Any = None
+) -> Operation:
+    """Claim a slot for `kind` with validated `params`, create the operation, enqueue it.
+
+    Raises NoFreeSlot when every slot is taken.
 
     One short write transaction: claim the slot, enqueue the task, insert the
     operation (already carrying its task's id), count the allocation.
     """
     config = settings.COORDHUB
     operation = Operation(
-        kind=proposal.kind.name,
-        params=proposal.params,
+        kind=kind.name,
+        params=params,
         client_key=client_key,
         user=user if user is not None and user.is_authenticated else None,
     )

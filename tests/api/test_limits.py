@@ -12,10 +12,10 @@ from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 from api import limits
+from coordhub.testing.services import free_port
 from operations.admission import admit
 from operations.models import Operation, Slot, Status
 from operations.slots import holds_of, renew
-from tests.services import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 

@@ -11,8 +11,8 @@ from django.core.cache import caches
 from django.test import RequestFactory, override_settings
 
 from api import limits
+from coordhub.testing.services import RedisServer
 from tests.live import LiveServer
-from tests.services import RedisServer
 
 BURST = 200
 THREADS = 8

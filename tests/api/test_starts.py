@@ -12,7 +12,6 @@ from django.test import Client, RequestFactory
 
 from api import limits
 from api.starts import start_operation
-from operations.admission import validate
 from operations.exceptions import NoFreeSlot, RateLimited
 from operations.models import Operation, Slot
 
@@ -30,57 +29,50 @@ def request():
     return made
 
 
-def simulated(**params):
-    return validate("simulated", params)
-
-
 def spent() -> int:
     return limits.peek(request(), limits.START).count
 
 
 def test_a_start_spends_one_start_and_admits_the_operation_for_this_client():
-    started = start_operation(request(), simulated(duration=5))
+    started = start_operation(request(), "simulated", {"duration": 5})
 
     assert started.operation.client_key == "ip:127.0.0.1"
     assert Slot.objects.get(operation=started.operation)
     assert (started.usage.limit, started.usage.remaining) == (2, 1)
 
 
-def test_a_start_refused_for_a_full_pool_gives_its_start_back():
-    start_operation(request(), simulated(duration=5))
+@pytest.mark.parametrize(
+    ("slots", "refusal", "remaining_after"),
+    [(1, NoFreeSlot, 1), (5, RateLimited, 0)],
+    ids=["full pool", "past the budget"],
+)
+def test_a_refused_start_admits_nothing_and_gives_its_start_back(
+    configure, slots, refusal, remaining_after
+):
+    configure(max_concurrent_operations=slots)
+    admitted = 1 if refusal is NoFreeSlot else 2
+    for _ in range(admitted):
+        start_operation(request(), "simulated", {"duration": 5})
 
-    with pytest.raises(NoFreeSlot) as refused:
-        start_operation(request(), simulated())
+    with pytest.raises(refusal) as refused:
+        start_operation(request(), "simulated", {})
 
-    assert refused.value.usage.remaining == 1
-    assert spent() == 1
-    assert Operation.objects.count() == 1
-
-
-def test_past_the_budget_nothing_is_admitted_and_the_refusal_costs_nothing(configure):
-    configure(max_concurrent_operations=5)
-    start_operation(request(), simulated())
-    start_operation(request(), simulated())
-
-    with pytest.raises(RateLimited) as refused:
-        start_operation(request(), simulated())
-
-    assert refused.value.usage.remaining == 0
-    assert spent() == 2
-    assert Operation.objects.count() == 2
+    assert refused.value.usage.remaining == remaining_after
+    assert spent() == admitted
+    assert Operation.objects.count() == admitted
 
 
 def test_a_client_refused_for_a_full_pool_still_gets_its_whole_budget(configure):
-    start_operation(request(), simulated(duration=5))
+    start_operation(request(), "simulated", {"duration": 5})
     for _ in range(5):
         with pytest.raises(NoFreeSlot):
-            start_operation(request(), simulated())
+            start_operation(request(), "simulated", {})
 
     configure(max_concurrent_operations=5)
-    start_operation(request(), simulated())
+    start_operation(request(), "simulated", {})
 
     with pytest.raises(RateLimited):
-        start_operation(request(), simulated())
+        start_operation(request(), "simulated", {})
     assert Operation.objects.count() == 2
 
 

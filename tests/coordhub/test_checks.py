@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from coordhub.testing.environment import without_configuration
+
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG_VARIABLES = ("COORDHUB_ENV", "ENVIRONMENT", "ENV", "DATABASE_URL", "REDIS_URL", "SECRET_KEY")
 
 
 def manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in CONFIG_VARIABLES}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env | environ,
+        env=without_configuration() | environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -130,3 +129,17 @@ def test_saved_configuration_loads_back_as_a_config_file(tmp_path):
     assert settings["max_concurrent_operations"]["value"] == 7
     assert settings["max_concurrent_operations"]["source"] == f"file {saved}"
     assert settings["allow_anonymous"]["value"] is False
+
+
+def test_nonsense_trusted_proxies_fail_the_checks_naming_the_value():
+    result = manage("check", TRUSTED_PROXIES="10.0.0.0/8,nonsense")
+
+    assert result.returncode != 0
+    assert "coordhub.E009" in result.stderr
+    assert "TRUSTED_PROXIES has 'nonsense'" in result.stderr
+
+
+def test_proxy_addresses_and_networks_pass_the_checks():
+    result = manage("check", TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/16, fd00::/8")
+
+    assert result.returncode == 0, result.stderr

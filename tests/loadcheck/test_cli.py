@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from coordhub.testing.services import free_port
 from loadcheck.report import RESULTS_FILE, SUMMARY_FILE
 from tests.live import ROOT, LiveServer
-from tests.services import free_port
 
 CHECKS = ["configuration", "response times", "concurrency", "rate limiting", "polling"]
 ENTRY_POINT = Path(sys.executable).parent / "coordhub-loadcheck"

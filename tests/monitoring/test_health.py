@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from coordhub.testing.services import free_port
 from operations.maintenance import beat
-from tests.services import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
 from operations import counters
@@ -86,3 +88,16 @@ def test_a_lower_limit_applies_to_the_next_start(configure):
 
     configure(max_concurrent_operations=3)
     assert admit("simulated", {}).status == Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_start_is_one_short_write_transaction():
+    admit("simulated", {})  # the first start creates the slot table's rows
+    with CaptureQueriesContext(connection) as captured:
+        admit("simulated", {"duration": 1})
+
+    statements = [query["sql"].split()[0].upper() for query in captured.captured_queries]
+    work = [verb for verb in statements if verb not in ("BEGIN", "COMMIT")]
+    # Retired-slot check, lock the first claimable slot, take it, task row, operation, counter.
+    assert work == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+    assert statements.count("COMMIT") <= 1

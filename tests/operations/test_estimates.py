@@ -10,6 +10,7 @@ from django.utils import timezone
 from operations.estimates import (
     DEFAULT_EXPECTED_SECONDS,
     HISTORY_SIZE,
+    Estimate,
     expected_free_in,
     kind_duration,
 )
@@ -54,12 +55,10 @@ def test_a_holder_is_expected_to_run_its_kinds_median_duration_of_recent_complet
         finished("simulated", seconds)
     holding("simulated", running_for=0)
 
-    estimate = expected_free_in(NOW)
-
-    assert estimate.seconds == 2
-    assert estimate.basis == (
+    assert expected_free_in(NOW) == Estimate(
+        2,
         "the one operation holding a slot to reach its kind's median duration "
-        "(simulated: median of the last 3 completed, 2.0 s)"
+        "(simulated: median of the last 3 completed, 2.0 s)",
     )
 
 
@@ -103,12 +102,10 @@ def test_an_operation_past_its_median_is_expected_to_free_in_1_s():
     finished("simulated", 2)
     holding("simulated", running_for=40)
 
-    estimate = expected_free_in(NOW)
-
-    assert estimate.seconds == 1
-    assert estimate.basis == (
+    assert expected_free_in(NOW) == Estimate(
+        1,
         "the one operation holding a slot has run past its kind's median duration, "
-        "so is expected to end soon (simulated: median of the last 1 completed, 2.0 s)"
+        "so is expected to end soon (simulated: median of the last 1 completed, 2.0 s)",
     )
 
 
@@ -119,12 +116,10 @@ def test_of_several_holders_the_soonest_to_finish_answers():
     holding("quick", running_for=1)  # 9 s left
     holding("unknown", running_for=0)  # 30 s left
 
-    estimate = expected_free_in(NOW)
-
-    assert estimate.seconds == 5
-    assert estimate.basis == (
+    assert expected_free_in(NOW) == Estimate(
+        5,
         "the soonest of 3 operations holding a slot to reach its kind's median duration "
-        "(slow: median of the last 1 completed, 100.0 s)"
+        "(slow: median of the last 1 completed, 100.0 s)",
     )
 
 
@@ -140,10 +135,9 @@ def test_holders_whose_lease_ran_out_are_left_out():
     holding("simulated", running_for=0)
     Slot.objects.held().update(lease_expires_at=NOW - timedelta(seconds=1))
 
-    estimate = expected_free_in(NOW)
-
-    assert estimate.seconds == 1
-    assert estimate.basis == "no slot is held under a live lease, so one may free now"
+    assert expected_free_in(NOW) == Estimate(
+        1, "no slot is held under a live lease, so one may free now"
+    )
 
 
 def test_the_estimate_takes_one_query_per_distinct_kind(django_assert_num_queries):

@@ -217,6 +217,54 @@ def test_rate_limit_is_shared_by_the_web_processes(start_cluster, figures):
     assert {a.url.rsplit("/api", 1)[0] for a in admitted} == set(cluster.urls)
 
 
+def test_refused_starts_cost_nothing_and_never_let_past_the_limit_across_processes(
+    start_cluster, figures
+):
+    cluster = start_cluster(
+        REQUESTS_PER_MINUTE=str(RATE_LIMIT), MAX_CONCURRENT_OPERATIONS="2", worker_threads=2
+    )
+    with httpx.Client() as http:
+        probe = send(http, "GET", f"{cluster.urls[0]}/dashboard/live/")
+        reset = int(re.search(r'resets in <span data-countdown="(\d+)"', probe.text)[1])
+        if reset < 25:  # the race and what follows must share one window
+            time.sleep(reset + 1)
+
+    def racer(number: int, http: httpx.Client) -> list[Answer]:
+        url = cluster.urls[number % 2]
+        bad = {"kind": "simulated", "params": {"duration": "soon"}}
+        return [
+            send(http, "POST", f"{url}/api/operations", json=bad)
+            if round_ % 3 == 0
+            else start_operation(http, url, 60)
+            for round_ in range(3)
+        ]
+
+    raced = run_clients(12, racer)
+    admitted = [a for a in raced if a.status == 202]
+    refusals = Counter(f"{a.status} {a.error}" for a in raced if a.status != 202)
+    with httpx.Client() as http:
+        for answer in admitted:  # free the two slots
+            send(http, "POST", f"{cluster.urls[0]}/api/operations/{answer.body['id']}/cancel")
+        wait_for(lambda: slots_in_use(cluster) == [0, 0], "freeing both slots", 10, cluster)
+        after = []
+        while len(after) < 3 * RATE_LIMIT and not any(a.error == "rate_limited" for a in after):
+            after.append(start_operation(http, cluster.urls[len(after) % 2], 0.1))
+            if after[-1].error == "concurrency_limit":
+                time.sleep(0.3)
+    later = [a for a in after if a.status == 202]
+    figures["raced"] = f"{len(raced)} starts: 202 x{len(admitted)}, " + ", ".join(
+        f"{answer} x{count}" for answer, count in sorted(refusals.items())
+    )
+    figures["admitted in the window"] = f"{len(admitted) + len(later)} vs {RATE_LIMIT} per minute"
+
+    assert unexpected(raced + after) == []
+    assert len(admitted) == 2  # the pool refused the rest, at no cost to the budget
+    assert set(refusals) <= {"400 invalid_params", "429 concurrency_limit", "429 rate_limited"}
+    assert refusals["400 invalid_params"] == 12
+    assert len(admitted) + len(later) == RATE_LIMIT
+    assert (after[-1].status, after[-1].error) == (429, "rate_limited")
+
+
 def test_operations_of_a_killed_worker_fail_and_the_others_complete(start_cluster, figures):
     cluster = start_cluster(
         MAX_CONCURRENT_OPERATIONS="4",
