@@ -40,7 +40,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test pyproject.toml
 	@touch $@
 
 bench: $(VENV)/.installed-bench
-	scripts/install-test-services.sh
+	scripts/install-test-services.sh wrk
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -11,6 +11,7 @@ its start back (`refund`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from django.conf import settings
@@ -32,12 +33,15 @@ WINDOW_SECONDS = 60
 # As django-ratelimit: a counter outlives its window by a few seconds, never less.
 EXPIRY_SECONDS = WINDOW_SECONDS + ratelimit.EXPIRATION_FUDGE
 
-# One round trip: count, and give a new counter its expiry (a refund that emptied a
-# counter must not leave it without one).
+# One round trip for any number of counters: count each, and give a new counter its
+# expiry (a refund that emptied a counter must not leave it without one).
 COUNT_SCRIPT = """
-local count = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return count
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCRBY', key, ARGV[1])
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+end
+return counts
 """
 # Give one back, but never to a counter whose window has already expired.
 REFUND_SCRIPT = """
@@ -90,16 +94,24 @@ def spend(request: HttpRequest, group: str) -> Usage | None:
 
     Raises RateLimitUnavailable when the cache behind the counters fails.
     """
+    return spend_together(request, group)[0]
+
+
+def spend_together(request: HttpRequest, *groups: str) -> list[Usage | None]:
+    """Count this request against several of the client's limits in one cache round trip."""
     if not enabled():
-        return None
-    return usage(request, group, increment=True)
+        return [None] * len(groups)
+    windows = [Window.of(request, group) for group in groups]
+    counts = cache_call(lambda: counter().add([window.key for window in windows]))
+    return [window.usage(count) for window, count in zip(windows, counts, strict=True)]
 
 
 def peek(request: HttpRequest, group: str) -> Usage | None:
     """Return the client's standing without counting a request."""
     if not enabled():
         return None
-    return usage(request, group, increment=False)
+    window = Window.of(request, group)
+    return replace(window.usage(cache_call(lambda: counter().get(window.key))), key="")
 
 
 def refund(usage: Usage | None) -> Usage | None:
@@ -117,37 +129,57 @@ def refund(usage: Usage | None) -> Usage | None:
     return replace(usage, count=count)
 
 
-def usage(request: HttpRequest, group: str, *, increment: bool) -> Usage:
-    limit = limit_per_minute(group)
-    value = client_key(request)
-    window = ratelimit._get_window(value, WINDOW_SECONDS)
-    key = ratelimit._make_cache_key(group, window, f"{limit}/m", value, ALL)
+@dataclass(frozen=True)
+class Window:
+    """One limit's current window for one client: django-ratelimit's key and end."""
+
+    group: str
+    limit: int
+    key: str
+    ends_at: int
+
+    @classmethod
+    def of(cls, request: HttpRequest, group: str) -> Window:
+        limit = limit_per_minute(group)
+        value = client_key(request)
+        ends_at = ratelimit._get_window(value, WINDOW_SECONDS)
+        key = ratelimit._make_cache_key(group, ends_at, f"{limit}/m", value, ALL)
+        return cls(group, limit, key, ends_at)
+
+    def usage(self, count: int | None) -> Usage:
+        if count is None:
+            logger.warning("Rate-limit cache gave no count for %s", self.group)
+            raise RateLimitUnavailable()
+        # The window still counts during its last second (time_left == 0), so a client
+        # may succeed only time_left + 1 seconds from now. A request counted just before
+        # its window ended and finished just after sees time_left == -1: the window it
+        # was counted in is over, so the next request may come at once.
+        time_left = self.ends_at - int(ratelimit.time.time())
+        return Usage(self.group, self.limit, int(count), max(time_left, 0) + 1, self.key)
+
+
+def cache_call[T](call: Callable[[], T]) -> T:
+    """Run a counter call; any cache client error means the counters cannot be trusted."""
     try:
-        count = counter().add(key, 1) if increment else counter().get(key)
-    except Exception as exc:  # any cache client error: the counters cannot be trusted
+        return call()
+    except Exception as exc:
         logger.warning("Rate-limit cache failed: %r", exc)
         raise RateLimitUnavailable() from exc
-    if count is None:
-        logger.warning("Rate-limit cache gave no count for %s", group)
-        raise RateLimitUnavailable()
-    # The window still counts during its last second (time_left == 0), so a client
-    # may succeed only time_left + 1 seconds from now. A request that was counted
-    # just before its window ended and finished just after sees time_left == -1: the
-    # window it was counted in is over, so the next request may come at once.
-    time_left = window - int(ratelimit.time.time())
-    return Usage(group, limit, int(count), max(time_left, 0) + 1, key if increment else "")
 
 
 class CacheCounter:
     """Counters through Django's cache API: in process for local memory, any cache else."""
 
-    def add(self, key: str, amount: int) -> int | None:
+    def add(self, keys: list[str]) -> list[int]:
+        return [self.add_one(key) for key in keys]
+
+    def add_one(self, key: str) -> int:
         try:
-            return cache.incr(key, amount)
+            return cache.incr(key)
         except ValueError:  # no counter yet in this window
-            if cache.add(key, amount, EXPIRY_SECONDS):
-                return amount
-            return cache.incr(key, amount)  # another request created it first
+            if cache.add(key, 1, EXPIRY_SECONDS):
+                return 1
+            return cache.incr(key)  # another request created it first
 
     def get(self, key: str) -> int | None:
         return cache.get(key, 0)
@@ -179,8 +211,9 @@ class RedisCounter:
             shared.coordhub_counter = cls(redis_cache)
         return shared.coordhub_counter
 
-    def add(self, key: str, amount: int) -> int:
-        return self.count_script(keys=[self.cache.make_key(key)], args=[amount, EXPIRY_SECONDS])
+    def add(self, keys: list[str]) -> list[int]:
+        cache_keys = [self.cache.make_key(key) for key in keys]
+        return self.count_script(keys=cache_keys, args=[1, EXPIRY_SECONDS])
 
     def get(self, key: str) -> int:
         return int(self.client.get(self.cache.make_key(key)) or 0)

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from api import limits
 from operations.exceptions import (
     AuthenticationRequired,
+    CoordhubError,
     CsrfFailed,
     MethodNotAllowed,
     RateLimited,
@@ -84,20 +85,32 @@ def start_attempts_limited(view: Callable) -> Callable:
     """Count every start attempt, refused or not, against START_ATTEMPTS_PER_MINUTE.
 
     A start refused for bad input, its rate or a full pool spends none of the start
-    budget; this generous limit keeps a client from hammering the claim with them.
+    budget; this generous limit keeps a client from hammering the slot table with
+    them. A start that gets as far as the budget counts its attempt in the same
+    cache round trip (`api.starts`); any other ends here, where it is counted.
     """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "POST":
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        request.start_attempt_counted = False
+        try:
+            response = view(request, *args, **kwargs)
+        except CoordhubError:
+            if not request.start_attempt_counted:
+                count_start_attempt(request)  # past the limit, its 429 answers instead
+            raise
+        if not request.start_attempt_counted:
             count_start_attempt(request)
-        return view(request, *args, **kwargs)
+        return response
 
     return wrapper
 
 
 def count_start_attempt(request: HttpRequest) -> None:
     """Count one start attempt; raise RateLimited past START_ATTEMPTS_PER_MINUTE."""
+    request.start_attempt_counted = True
     attempts = limits.spend(request, limits.ATTEMPT)
     if attempts and attempts.exceeded:
         raise RateLimited(attempts)

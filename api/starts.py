@@ -37,12 +37,25 @@ def start_operation(request: HttpRequest, kind_name: object, params: object) -> 
     """
     kind = get_kind(kind_name)
     cleaned = kind.validate(params)
-    usage = limits.spend(request, limits.START)
-    if usage and usage.exceeded:
-        raise RateLimited(limits.refund(usage))
+    usage = spend_start(request)
     try:
         operation = admit_valid(kind, cleaned, client_key=client_key(request), user=request.user)
     except AdmissionError as refusal:
         refusal.usage = limits.refund(usage)
         raise
     return Started(operation, usage)
+
+
+def spend_start(request: HttpRequest) -> limits.Usage | None:
+    """Spend a start, with the attempt the pipeline left to count, in one round trip."""
+    if getattr(request, "start_attempt_counted", True):
+        usage = limits.spend(request, limits.START)
+    else:
+        request.start_attempt_counted = True
+        attempts, usage = limits.spend_together(request, limits.ATTEMPT, limits.START)
+        if attempts and attempts.exceeded:
+            limits.refund(usage)
+            raise RateLimited(attempts)
+    if usage and usage.exceeded:
+        raise RateLimited(limits.refund(usage))
+    return usage

@@ -253,7 +253,7 @@ class Run:
         finally:
             self.stack.stop(web, worker)
         rows = []
-        for percent, target in ((50, at_most(5.0)), (99, None)):
+        for percent, target in ((50, at_most(3.0)), (99, None)):
             start, minimal = latencies.p(percent)
             rows.append(
                 Row(
@@ -387,7 +387,7 @@ def throughput_rows(
             "4. rate-limit check, local memory: /bench/limited vs /bench/unlimited",
             "limited-locmem",
             "unlimited-locmem",
-            at_least(0.9),
+            at_least(0.95),
         ),
     ]
     redis_check = "4. rate-limit check, Redis: /bench/limited vs /bench/unlimited"

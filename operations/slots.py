@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from operations import counters, outcomes
@@ -56,14 +57,14 @@ def claim_slot(operation: Operation, *, limit: int, lease_seconds: int) -> Hold:
 def take_a_slot(operation: Operation, limit: int, lease_seconds: int) -> Hold | NoFreeSlot:
     """Take the first claimable slot for `operation`, or return the refusal."""
     now = timezone.now()
-    if Slot.objects.retired(limit).held().exists() and count_live_holders(now, lock=True) >= limit:
-        # A lowered limit is draining: old and new holders together stay within it.
-        return rejected(limit, now)
     slot = first_claimable(limit, now)
     if slot is None:
         ensure_slots(limit)  # the table may be new, or the limit raised
         slot = first_claimable(limit, now)
     if slot is None:
+        return rejected(limit, now)
+    if slot.draining and count_live_holders(now, lock=True) >= limit:
+        # A lowered limit is draining: old and new holders together stay within it.
         return rejected(limit, now)
     if slot.operation_id is not None:
         displace(slot)
@@ -80,10 +81,15 @@ def take_a_slot(operation: Operation, limit: int, lease_seconds: int) -> Hold | 
 
 
 def first_claimable(limit: int, now: datetime) -> Slot | None:
-    """Lock and return the lowest-numbered slot that may be claimed."""
+    """Lock and return the lowest-numbered slot that may be claimed.
+
+    In the same query, `draining` says whether slots above a lowered limit are still
+    held, so that the usual claim costs one round trip.
+    """
     return (
         Slot.objects.in_service(limit)
         .claimable(now)
+        .annotate(draining=Exists(Slot.objects.retired(limit).held()))
         # SKIP LOCKED: a slot being claimed by another request must not block the claim of a
         # free one. (SQLite ignores it; there the IMMEDIATE transaction serialises claims.)
         .select_for_update(skip_locked=True)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install the servers and browser the test suite drives, where they are missing (Debian).
+# Install the servers and browser the test suite drives, and any tool named as an argument,
+# where they are missing (Debian).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Extra tools named on the command line (`make bench` asks for wrk, its load generator).
+for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
 
 if ((${#missing[@]})); then
     echo "Installing ${missing[*]} ..."

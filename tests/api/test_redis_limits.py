@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -133,6 +134,31 @@ def test_a_start_is_counted_in_one_round_trip_to_redis(on_redis, monkeypatch):
 
     assert len(sent) == 1
     assert (usage.count, usage.remaining) == (2, 1)
+
+
+@pytest.mark.django_db
+def test_a_whole_start_asks_redis_once_for_its_attempt_and_its_budget(
+    on_redis, monkeypatch, client
+):
+    sent: list[tuple] = []
+    execute = redis.Redis.execute_command
+
+    def counted(redis_client, *args, **kwargs):
+        sent.append(args[:1])
+        return execute(redis_client, *args, **kwargs)
+
+    def start():
+        body = json.dumps({"kind": "simulated", "params": {}})
+        return client.post("/api/operations", body, content_type="application/json")
+
+    start()  # the first may load the script
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+
+    response = start()
+
+    assert response.status_code == 202
+    assert response["RateLimit"].startswith('"start";r=1;')
+    assert sent == [("EVALSHA",)]
 
 
 @pytest.mark.django_db

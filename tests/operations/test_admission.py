@@ -98,6 +98,6 @@ def test_a_start_is_one_short_write_transaction():
 
     statements = [query["sql"].split()[0].upper() for query in captured.captured_queries]
     work = [verb for verb in statements if verb not in ("BEGIN", "COMMIT")]
-    # Retired-slot check, lock the first claimable slot, take it, task row, operation, counter.
-    assert work == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+    # Lock the first claimable slot, take it, the task row, the operation, the counter.
+    assert work == ["SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
     assert statements.count("COMMIT") <= 1

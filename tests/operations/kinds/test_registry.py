@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import re
+import textwrap
+from pathlib import Path
+
 import pytest
 from django import forms
 
+import operations.kinds
 from operations.exceptions import InvalidParams, KindAlreadyRegistered, UnknownKind
 from operations.kinds import get_kind, known_kinds, register, unregister
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name", ["nope", "", None, 3, ["simulated"]])
@@ -48,3 +55,21 @@ def test_the_shipped_kind_cannot_be_replaced_by_accident():
         register("simulated", forms.Form)(lambda context: None)
 
     assert get_kind("simulated").description == "Placeholder work: sleeps, reporting progress."
+
+
+def test_the_readme_example_is_the_packages_docstring_and_registers_a_kind():
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"### Registering a kind.*?```python\n(.*?)```", readme, re.S)[1]
+    after = operations.kinds.__doc__.split("parameters:\n\n", 1)[1]
+    indented = re.match(r"(?:(?:    .*)?\n)+", after)[0]
+
+    assert textwrap.dedent(indented).strip() == example.strip()
+    namespace = {"render_page": lambda account, page: None}
+    exec(compile(example, "README.md", "exec"), namespace)
+    try:
+        assert get_kind("report").validate({"account": "acme", "pages": 2}) == {
+            "account": "acme",
+            "pages": 2,
+        }
+    finally:
+        unregister("report")
