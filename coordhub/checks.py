@@ -9,6 +9,9 @@ from django.core import checks
 
 from coordhub.config import Config, Problem, parse_networks, setting_fields
 
+# Slot.number is a PositiveSmallIntegerField: 32767 on PostgreSQL.
+MOST_SLOTS = 32767
+
 POSITIVE_SETTINGS = (
     "requests_per_minute",
     "read_requests_per_minute",
@@ -56,6 +59,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         for name in POSITIVE_SETTINGS
         if getattr(config, name) <= 0
     ]
+    if config.max_concurrent_operations > MOST_SLOTS:
+        found.append(
+            checks.Error(
+                f"{described(config, 'max_concurrent_operations')}; the slot table numbers "
+                f"its rows with small integers, so at most {MOST_SLOTS} slots can exist.",
+                hint=f"Set MAX_CONCURRENT_OPERATIONS to {MOST_SLOTS} or less.",
+                id="coordhub.E011",
+            )
+        )
     if config.poll_multiplier <= 1.0:
         found.append(
             checks.Error(

@@ -143,3 +143,11 @@ def test_proxy_addresses_and_networks_pass_the_checks():
     result = manage("check", TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/16, fd00::/8")
 
     assert result.returncode == 0, result.stderr
+
+
+def test_more_slots_than_the_table_can_number_fails_the_checks():
+    result = manage("check", MAX_CONCURRENT_OPERATIONS="40000")
+
+    assert result.returncode != 0
+    assert "coordhub.E011" in result.stderr
+    assert "MAX_CONCURRENT_OPERATIONS is 40000" in result.stderr
