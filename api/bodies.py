@@ -10,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
 from operations.exceptions import InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from operations.json_values import StrictJSONDecoder
 
 JSON_TYPE_NAMES = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
@@ -26,7 +27,7 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
         raise PayloadTooLarge(f"The body is larger than {limit} KiB.") from exc
     try:
-        data = json.loads(body)
+        data = json.loads(body, cls=StrictJSONDecoder)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJson(f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(data, dict):

@@ -15,6 +15,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 
 from operations.exceptions import AuthenticationRequired, CoordhubError, DatabaseUnavailable
 
@@ -31,7 +32,9 @@ def json_error(
 
 def error_response(request: HttpRequest, exc: CoordhubError) -> HttpResponse:
     """The response for `exc`: JSON, except a browser page sent to sign in."""
-    if isinstance(exc, AuthenticationRequired) and not request.path.startswith(API_PREFIX):
+    if type(exc) is AuthenticationRequired and not request.path.startswith(API_PREFIX):
+        # Only a browser without credentials is sent to sign in; a bad API key is a 401
+        # everywhere (a client that resends it after a redirect would loop).
         return redirect_to_login(request.get_full_path())
     response = json_error(exc.code, str(exc), exc.status, headers=exc.headers(), **exc.fields())
     return with_usage(response, exc.usage)
@@ -60,6 +63,13 @@ class ErrorMiddleware:
         if isinstance(exception, CoordhubError):
             return error_response(request, exception)
         return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """JSON 500 under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return json_error("server_error", "The server failed to answer; it has been logged.", 500)
+    return django_server_error(request)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -43,9 +43,10 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
-# Give one back, but never to a counter whose window has already expired.
+# Give one back, but never below zero nor to a counter whose window has expired.
 REFUND_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
 """
 
@@ -126,7 +127,7 @@ def refund(usage: Usage | None) -> Usage | None:
     except Exception as exc:  # any cache client error: keep the request's answer
         logger.warning("Rate-limit refund failed: %r", exc)
         return usage
-    return replace(usage, count=count)
+    return replace(usage, count=count, key="")  # given back once, never twice
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,11 @@ class CacheCounter:
 
     def refund(self, key: str) -> int:
         try:
-            return cache.decr(key)
-        except ValueError:  # the window has expired: nothing to give back
-            return 0
+            if cache.get(key, 0) > 0:
+                return cache.decr(key)
+        except ValueError:  # the window expired meanwhile: nothing to give back
+            pass
+        return 0
 
 
 IN_PROCESS = CacheCounter()

@@ -18,7 +18,6 @@ from django.views.decorators.csrf import csrf_exempt
 from api import limits
 from operations.exceptions import (
     AuthenticationRequired,
-    CoordhubError,
     CsrfFailed,
     MethodNotAllowed,
     RateLimited,
@@ -97,7 +96,7 @@ def start_attempts_limited(view: Callable) -> Callable:
         request.start_attempt_counted = False
         try:
             response = view(request, *args, **kwargs)
-        except CoordhubError:
+        except Exception:
             if not request.start_attempt_counted:
                 count_start_attempt(request)  # past the limit, its 429 answers instead
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import DatabaseError
 from django.http import HttpRequest
 
 from api import limits
@@ -42,6 +43,9 @@ def start_operation(request: HttpRequest, kind_name: object, params: object) -> 
         operation = admit_valid(kind, cleaned, client_key=client_key(request), user=request.user)
     except AdmissionError as refusal:
         refusal.usage = limits.refund(usage)
+        raise
+    except DatabaseError:  # the start rolled back: nothing was started
+        limits.refund(usage)
         raise
     return Started(operation, usage)
 

@@ -35,3 +35,4 @@ urlpatterns = [
 ]
 
 handler404 = "api.errors.not_found"
+handler500 = "api.errors.server_error"

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from operations import apikeys, outcomes
+from operations import apikeys, counters, outcomes
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
@@ -269,7 +269,7 @@ class SlotAdmin(admin.ModelAdmin):
             if slot.operation_id is None or shown != str(slot.lease_version):
                 left_alone.append(slot)
                 continue
-            with transaction.atomic():
+            with transaction.atomic(), counters.counted():
                 if not release(Hold(slot.number, slot.operation_id, slot.lease_version)):
                     left_alone.append(slot)
                     continue

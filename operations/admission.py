@@ -48,7 +48,7 @@ def admit_valid(
         user=user if user is not None and user.is_authenticated else None,
     )
     try:
-        with transaction.atomic():
+        with transaction.atomic(), counters.counted():
             hold = claim_slot(
                 operation,
                 limit=config.max_concurrent_operations,
@@ -62,7 +62,6 @@ def admit_valid(
             else:
                 operation.save(force_insert=True)
                 transaction.on_commit(partial(enqueue_after_commit, operation, hold))
-            # Last: the counter's row stays locked only until the commit that follows.
             counters.add(counters.ALLOCATIONS)
     except NoFreeSlot:
         counters.add(counters.REJECTIONS)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from operations import outcomes, slots
+from operations import counters, outcomes, slots
 from operations.exceptions import OperationFinished
 from operations.models import Operation, Status
 
 
 def cancel(operation: Operation) -> Operation:
     """Cancel `operation` and return it refreshed; raise OperationFinished if it has ended."""
-    with transaction.atomic():
+    with transaction.atomic(), counters.counted():
         current = Operation.objects.select_for_update().get(pk=operation.pk)
         if current.is_finished:
             raise OperationFinished(current)

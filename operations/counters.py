@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from operations.models import Counter
+
+Tally = collections.Counter[str]
 
 ALLOCATIONS = "allocations"
 RELEASES = "releases"
@@ -30,7 +37,41 @@ NAMES = (
 )
 
 
+# Additions waiting for the end of the transaction `counted()` opened, if any.
+_waiting: ContextVar[Tally | None] = ContextVar("waiting_counter_additions", default=None)
+
+
+@contextmanager
+def counted() -> Iterator[None]:
+    """Inside, counter additions wait and are made last, merged and in name order.
+
+    Use inside a transaction that also changes operations or slots: every such
+    transaction then locks counter rows last and in one order, so two of them can
+    never wait on each other's counters (a deadlock on PostgreSQL).
+    """
+    if _waiting.get() is not None:  # an outer block makes them
+        yield
+        return
+    waiting: Tally = collections.Counter()
+    token = _waiting.set(waiting)
+    try:
+        yield
+    finally:
+        _waiting.reset(token)
+    for name in sorted(waiting):
+        add_now(name, waiting[name])
+
+
 def add(name: str, amount: int = 1) -> None:
+    """Add `amount` to the counter `name`: at once, or last in the `counted()` block."""
+    waiting = _waiting.get()
+    if waiting is not None:
+        waiting[name] += amount
+        return
+    add_now(name, amount)
+
+
+def add_now(name: str, amount: int) -> None:
     """Add `amount` to the counter `name` in one atomic statement."""
     if Counter.objects.filter(name=name).update(value=F("value") + amount):
         return

@@ -13,7 +13,7 @@ from functools import partial
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
-from operations import outcomes, slots
+from operations import counters, outcomes, slots
 from operations.exceptions import Cancelled, CoordhubError, Interrupted, LeaseLost, TimedOut
 from operations.kinds import OperationContext, get_kind
 from operations.models import Operation, Slot
@@ -143,7 +143,7 @@ def finish(hold: slots.Hold, outcome: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + settings.COORDHUB.slot_lease_seconds
     while True:
         try:
-            with transaction.atomic():
+            with transaction.atomic(), counters.counted():
                 ended = outcome()
                 slots.release(hold)
             return ended

@@ -90,7 +90,7 @@ def end(
     operations: OperationQuerySet, status: Status, *, timed_out: bool = False, **fields: object
 ) -> int:
     """End the active operations in `operations` as `status` and count them; return how many."""
-    with transaction.atomic():
+    with transaction.atomic(), counters.counted():
         ended = operations.finish(status, **fields)
         if ended:
             counters.add(ENDED_COUNTER[status], ended)

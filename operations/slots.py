@@ -99,11 +99,17 @@ def first_claimable(limit: int, now: datetime) -> Slot | None:
 
 
 def count_live_holders(now: datetime, *, lock: bool = False) -> int:
-    """Count the slots held under a live lease (locking the held rows if asked)."""
-    held = Slot.objects.held()
-    if lock:
-        held = held.select_for_update()
-    return sum(1 for slot in held if slot.is_live(now))
+    """Count the slots held under a live lease; with `lock`, as of every claim before.
+
+    Locking every row, in number order, serialises the claims of a draining pool:
+    on PostgreSQL a locked read returns the latest committed version of each row it
+    waited for, where a filter on holders would have been judged on an older
+    snapshot and missed a slot claimed meanwhile.
+    """
+    if not lock:
+        return sum(1 for slot in Slot.objects.held() if slot.is_live(now))
+    rows = Slot.objects.select_for_update().order_by("number")
+    return sum(1 for slot in rows if slot.is_live(now))
 
 
 def rejected(limit: int, now: datetime) -> NoFreeSlot:
@@ -148,7 +154,7 @@ def reclaim_expired() -> int:
     now = timezone.now()
     reclaimed = 0
     for slot in Slot.objects.expired(now):
-        with transaction.atomic():
+        with transaction.atomic(), counters.counted():
             fenced = Slot.objects.filter(
                 number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
             )
@@ -161,4 +167,4 @@ def reclaim_expired() -> int:
 def displace(slot: Slot) -> None:
     """Fail the operation of a slot whose lease ran out, as its slot is taken from it."""
     outcomes.fail_orphan(slot.operation_id, slot.lease_expires_at)
-    transaction.on_commit(lambda: counters.add(counters.RECLAIMED))
+    counters.add(counters.RECLAIMED)

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from operations.json_values import StrictJSONDecoder
+
 # JSON types each form field accepts, so that "5" is not taken for 5.
 JSON_TYPES: list[tuple[type[forms.Field], tuple[type, ...]]] = [
     (forms.BooleanField, (bool,)),
@@ -45,9 +47,12 @@ def json_type_errors(form: forms.Form, params: dict[str, Any]) -> dict[str, list
 
 
 class JSONObjectField(forms.JSONField):
-    """A JSON object parameter; an empty box means none."""
+    """A JSON object parameter; an empty box means none. Read strictly, as API bodies are."""
 
     widget = forms.Textarea(attrs={"rows": 3, "placeholder": '{"customer": 42}'})
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(decoder=StrictJSONDecoder, **kwargs)
 
     def prepare_value(self, value: Any) -> Any:
         return "" if value is None else super().prepare_value(value)

@@ -8,6 +8,7 @@ import pytest
 from django.db import OperationalError
 from django.test import RequestFactory
 
+import dashboard.views
 from api.errors import error_response
 from api.limits import Usage
 from operations.exceptions import (
@@ -103,4 +104,24 @@ def test_unknown_api_paths_are_json_404_and_pages_are_html(client):
 
     assert (api.status_code, api.json()["error"]) == (404, "not_found")
     assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_a_failure_under_the_api_is_a_json_500_and_elsewhere_a_page(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Operation.objects, "all", broken)
+    monkeypatch.setattr(dashboard.views, "start_form_context", broken)
+    client.raise_request_exception = False
+
+    api = client.get("/api/operations")
+    page = client.get("/")
+
+    assert api.status_code == 500
+    assert api.json() == {
+        "error": "server_error",
+        "detail": "The server failed to answer; it has been logged.",
+    }
+    assert page.status_code == 500
     assert page["Content-Type"].startswith("text/html")

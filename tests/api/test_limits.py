@@ -351,3 +351,23 @@ def test_counts_are_django_ratelimits_own_keys_and_windows(client):
             ours.reset_seconds,
         )
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"kind": "simulated", "params": {"data": {"x": NaN}}}',
+        b'{"kind": "simulated", "params": {"data": {"x": 1e999}}}',
+        b'{"kind": "simulated", "params": {"data": {"x": "\\ud800"}}}',
+        b'{"kind": "simulated", "params": {"data": {"x": "\\u0000"}}}',
+        b'{"kind": "simulated", "params": {"data": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+    ],
+    ids=["NaN", "1e999", "lone surrogate", "NUL", "5000 deep"],
+)
+def test_json_the_databases_cannot_store_is_a_400_that_costs_nothing(client, raw):
+    refused = client.post("/api/operations", raw, content_type="application/json")
+
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_json"
+    assert limits.peek(RequestFactory().get("/", REMOTE_ADDR="127.0.0.1"), limits.START).count == 0
+    assert not Operation.objects.exists()

@@ -202,3 +202,12 @@ def test_a_malformed_operation_id_is_404_in_json(client, ada):
         response = client.get(path, **bearer(secret))
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/admin/login/", "/"])
+def test_a_bad_key_is_a_401_everywhere_never_a_redirect_to_sign_in(client, path):
+    response = client.get(path, HTTP_AUTHORIZATION="Bearer chk_revoked")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == BEARER_CHALLENGE
+    assert response.json()["error"] == "invalid_api_key"

@@ -192,3 +192,11 @@ def test_sign_in_is_required_where_anonymous_use_is_off(client, configure, djang
     assert client.get("/dashboard/live/").status_code == 302
     client.force_login(django_user_model.objects.create_user("ada", password="x" * 12))
     assert client.get("/").status_code == 200
+
+
+def test_json_the_databases_cannot_store_is_explained_in_the_form(client):
+    response = client.post("/dashboard/start/", {"duration": "1", "data": '{"x": NaN}'})
+
+    assert response.status_code == 400
+    assert "Enter a valid JSON." in response.content.decode()
+    assert not Operation.objects.exists()

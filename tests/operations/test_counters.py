@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from operations import counters
 from operations.models import Counter
@@ -40,3 +41,22 @@ def test_racing_adds_lose_nothing_even_when_the_counter_is_new():
         list(pool.map(add_ten, range(4)))
 
     assert counters.snapshot()[counters.RELEASES] == 40
+
+
+@pytest.mark.django_db
+def test_inside_a_counted_block_counters_are_locked_last_and_in_name_order():
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), counters.counted():
+        counters.add(counters.RELEASES)
+        counters.add(counters.FAILED, 2)
+        Counter.objects.filter(name="something else").exists()
+        counters.add(counters.RELEASES)
+
+    touched = [
+        query["sql"]
+        for query in captured.captured_queries
+        if "operations_counter" in query["sql"] and query["sql"].startswith(("UPDATE", "SELECT"))
+    ]
+    assert touched[0].startswith("SELECT")  # the block's own work came first
+    assert ["'failed'" in touched[1], "'releases'" in touched[2]] == [True, True]
+    assert counters.snapshot()[counters.FAILED] == 2
+    assert counters.snapshot()[counters.RELEASES] == 2

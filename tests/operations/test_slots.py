@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot, Status
-from operations.slots import claim_slot, ensure_slots, reclaim_expired, release, renew
+from operations.slots import (
+    claim_slot,
+    count_live_holders,
+    ensure_slots,
+    reclaim_expired,
+    release,
+    renew,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +204,38 @@ def test_ensure_slots_drops_free_rows_above_the_limit_and_keeps_held_ones():
     ensure_slots(2)
 
     assert list(Slot.objects.values_list("number", flat=True)) == [1, 2, 4]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_claims_racing_while_a_lowered_limit_drains_never_exceed_it():
+    ensure_slots(3)
+    old = Operation.objects.create(kind="simulated", status=Status.RUNNING)
+    later = timezone.now() + timedelta(minutes=10)
+    Slot.objects.filter(number=3).update(operation=old, lease_version=1, lease_expires_at=later)
+    outcomes: dict[str, object] = {}
+
+    def claim(name: str, after: float, hold: float) -> None:
+        time.sleep(after)
+        operation = Operation(kind="simulated")
+        try:
+            with transaction.atomic():
+                held = claim_slot(operation, limit=2, lease_seconds=600)
+                operation.save(force_insert=True)
+                time.sleep(hold)  # the other claim arrives while this one is uncommitted
+            outcomes[name] = held.slot_number
+        except NoFreeSlot:
+            outcomes[name] = "refused"
+        finally:
+            connection.close()
+
+    racers = [
+        threading.Thread(target=claim, args=("first", 0, 1.0)),
+        threading.Thread(target=claim, args=("second", 0.3, 0)),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+
+    assert sorted(map(str, outcomes.values())) == ["1", "refused"]
+    assert count_live_holders(timezone.now()) == 2
