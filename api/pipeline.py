@@ -28,18 +28,39 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def allow_methods(*methods: str) -> Callable:
-    """Like require_http_methods, but the 405 is coordhub's error with `Allow`."""
+    """Like require_http_methods, but the 405 is coordhub's error with `Allow`.
+
+    A view that takes GET answers HEAD too, as GET (the server sends no body).
+    OPTIONS answers 200 with every method in `Allow` before anything else runs:
+    no view, no CSRF check, no limit spent.
+    """
+    answered = (*methods, *(("HEAD",) if "GET" in methods and "HEAD" not in methods else ()))
+    allow = ", ".join((*answered, "OPTIONS"))
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
+            if request.method == "OPTIONS":
+                return HttpResponse(headers={"Allow": allow})
+            if request.method not in answered:
                 raise MethodNotAllowed(request.method, methods)
+            if request.method == "HEAD" and "HEAD" not in methods:
+                return as_get(view, request, *args, **kwargs)
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def as_get(view: Callable, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Run `view` on a HEAD request as if it were GET, as Django's View does for `head`."""
+    # Views branch on request.method; a HEAD must take their GET branch, not fall to POST's.
+    request.method = "GET"
+    try:
+        return view(request, *args, **kwargs)
+    finally:
+        request.method = "HEAD"
 
 
 def signed_in(view: Callable) -> Callable:
