@@ -1,4 +1,4 @@
-"""Authenticate scripts by API key (`Authorization: Bearer <key>`)."""
+"""Authenticate scripts by API key (`Authorization: Bearer <key>`) on the API and /metrics."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from api.errors import error_response
+from api.errors import API_PREFIX, error_response
 from operations import apikeys
 from operations.exceptions import InvalidApiKey
 
+METRICS_PATH = "/metrics"
+
 
 class ApiKeyMiddleware:
-    """Put the key's user on the request; a bad key is refused outright.
+    """Put the key's user on API and /metrics requests; a bad bearer key is refused outright.
 
-    Key-authenticated requests carry no cookies for a forged page to ride on,
+    A key opens only what scripts call: elsewhere (the admin, the dashboard) the
+    header is ignored and the request stays anonymous or signed in by its session,
+    so a leaked script key never opens a console. Only `Bearer` is ours: a site
+    behind Basic auth sends its own `Authorization`, which passes through untouched.
+    Key-authenticated API requests carry no cookies for a forged page to ride on,
     so they skip the CSRF check that session-authenticated requests get.
     Must come after AuthenticationMiddleware.
     """
@@ -24,15 +30,26 @@ class ApiKeyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = request.headers.get("Authorization", "")
-        if header:
+        if is_bearer(header) and accepts_api_keys(request):
             secret = bearer_secret(header)
             key = apikeys.authenticate(secret) if secret else None
             if key is None:
                 return error_response(request, InvalidApiKey())
             request.user = key.user
             request.api_key = key
-            request._dont_enforce_csrf_checks = True
+            if request.path_info.startswith(API_PREFIX):
+                request._dont_enforce_csrf_checks = True
         return self.get_response(request)
+
+
+def accepts_api_keys(request: HttpRequest) -> bool:
+    """Whether an API key may authenticate this request: the JSON API and /metrics only."""
+    return request.path_info.startswith(API_PREFIX) or request.path_info == METRICS_PATH
+
+
+def is_bearer(authorization: str) -> bool:
+    """Whether the header uses the `Bearer` scheme, with or without a token."""
+    return authorization.split(" ", 1)[0].lower() == "bearer"
 
 
 def bearer_secret(authorization: str) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -324,17 +326,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return []
         return ["user", "prefix", "created_at", "last_used_at"]
 
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user" and not may_issue_for_others(request):
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
+        if obj.user_id != request.user.pk and not may_issue_for_others(request):
+            # The form offers no one else; this refuses a crafted form too.
+            raise PermissionDenied("Only a superuser or a user manager issues keys for others.")
         key, secret = apikeys.issue(obj.user, obj.name)
-        obj.pk, obj.prefix, obj.digest, obj.created_at = (
-            key.pk,
-            key.prefix,
-            key.digest,
-            key.created_at,
-        )
+        for field in ("pk", "prefix", "digest", "created_at"):
+            setattr(obj, field, getattr(key, field))
         self.message_user(
             request,
             format_html(
@@ -349,3 +356,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset) -> None:
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {revoked} key(s); they fail from the next request.")
+
+
+def may_issue_for_others(request: HttpRequest) -> bool:
+    """A key acts as its user, so only who may change users (superusers do) picks another."""
+    return request.user.has_perm("auth.change_user")

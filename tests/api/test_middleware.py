@@ -112,11 +112,8 @@ def test_a_revoked_key_fails_on_the_next_request(client, ada):
     assert response["WWW-Authenticate"] == BEARER_CHALLENGE
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    ["Bearer", "Bearer ", "Basic YWRhOnB3", "Token chk_abc", "chk_abc", "Bearer chk_unknown"],
-)
-def test_a_malformed_or_unknown_authorization_header_is_401(client, ada, authorization):
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer ", "Bearer chk_unknown"])
+def test_a_malformed_or_unknown_bearer_key_is_401(client, ada, authorization):
     apikeys.issue(ada, "ci")
 
     response = start(client, HTTP_AUTHORIZATION=authorization)
@@ -124,6 +121,34 @@ def test_a_malformed_or_unknown_authorization_header_is_401(client, ada, authori
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_api_key"
     assert Operation.objects.count() == 0
+
+
+@pytest.mark.parametrize("authorization", ["Basic YWRhOnB3", "Token chk_abc", "chk_abc"])
+def test_an_authorization_header_of_another_scheme_is_ignored(client, ada, authorization):
+    apikeys.issue(ada, "ci")
+
+    response = start(client, HTTP_AUTHORIZATION=authorization)
+
+    assert response.status_code == 401  # as if no header came: anonymous use is off
+    assert response.json()["error"] == "authentication_required"
+    assert Operation.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/", "/api/operations", "/api/health", "/metrics"])
+def test_behind_basic_auth_anonymous_use_goes_on(client, configure, path):
+    configure(allow_anonymous=True)
+
+    response = client.get(path, HTTP_AUTHORIZATION="Basic YWRhOnB3")
+
+    assert response.status_code in (200, 503)  # 503: /api/health without a worker
+
+
+def test_a_session_signed_in_user_behind_basic_auth_stays_signed_in(client, ada):
+    client.force_login(ada)
+
+    response = client.get("/api/operations", HTTP_AUTHORIZATION="Basic YWRhOnB3")
+
+    assert response.status_code == 200
 
 
 def test_a_bad_key_is_refused_even_alongside_a_session(client, ada):
@@ -204,10 +229,48 @@ def test_a_malformed_operation_id_is_404_in_json(client, ada):
         assert response.json()["error"] == "not_found"
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/admin/login/", "/"])
-def test_a_bad_key_is_a_401_everywhere_never_a_redirect_to_sign_in(client, path):
-    response = client.get(path, HTTP_AUTHORIZATION="Bearer chk_revoked")
+def test_a_bad_key_is_a_401_on_metrics_never_a_redirect_to_sign_in(client):
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer chk_revoked")
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == BEARER_CHALLENGE
     assert response.json()["error"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer chk_revoked", "valid"])
+def test_a_key_is_ignored_off_the_api_so_the_dashboard_sends_to_sign_in(client, ada, authorization):
+    _, secret = apikeys.issue(ada, "ci")
+    header = f"Bearer {secret}" if authorization == "valid" else authorization
+
+    dashboard = client.get("/", HTTP_AUTHORIZATION=header)
+    admin = client.get("/admin/", HTTP_AUTHORIZATION=header)
+    sign_in = client.get("/admin/login/", HTTP_AUTHORIZATION=header)
+
+    assert dashboard.status_code == 302
+    assert "login" in dashboard["Location"]
+    assert admin.status_code == 302
+    assert admin["Location"].startswith("/admin/login/")
+    assert sign_in.status_code == 200
+
+
+def test_a_key_does_not_replace_the_session_off_the_api(client, ada, grace):
+    _, grace_secret = apikeys.issue(grace, "ci")
+    client.force_login(ada)
+
+    response = client.get("/", HTTP_AUTHORIZATION=f"Bearer {grace_secret}")
+
+    assert response.status_code == 200
+    assert response.wsgi_request.user == ada
+    assert not hasattr(response.wsgi_request, "api_key")
+
+
+def test_a_key_earns_no_csrf_exemption_off_the_api(csrf_client, ada, configure):
+    configure(allow_anonymous=True)
+    _, secret = apikeys.issue(ada, "ci")
+
+    response = csrf_client.post(
+        "/dashboard/start/", {"kind": "simulated"}, HTTP_AUTHORIZATION=f"Bearer {secret}"
+    )
+
+    assert response.status_code == 403
+    assert Operation.objects.count() == 0

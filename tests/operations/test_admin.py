@@ -4,14 +4,17 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from operations.admin import ApiKeyAdmin
 from operations.admission import admit
 from operations.apikeys import issue
 from operations.models import ApiKey, Operation, Slot, Status
@@ -412,3 +415,76 @@ def test_revoking_a_key_in_the_admin_stops_it_at_the_next_request(admin_client, 
     assert ApiKey.objects.get().revoked_at is not None
     response = Client().get("/api/operations", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 401
+
+
+@pytest.fixture
+def key_clerk(django_user_model) -> User:
+    """Staff who may add and view keys, and nothing about users."""
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.set(
+        Permission.objects.filter(codename__in=["add_apikey", "view_apikey"])
+    )
+    return clerk
+
+
+def test_staff_who_may_add_keys_cannot_issue_one_for_a_superuser(client, key_clerk, admin_user):
+    client.force_login(key_clerk)
+
+    response = client.post(
+        "/admin/operations/apikey/add/", {"user": admin_user.pk, "name": "escalate"}
+    )
+
+    assert response.status_code == 200  # the form again, with the refused choice
+    assert "Select a valid choice" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_staff_who_may_add_keys_are_offered_only_themselves(client, key_clerk, admin_user):
+    client.force_login(key_clerk)
+
+    form = client.get("/admin/operations/apikey/add/").context["adminform"].form
+    created = client.post("/admin/operations/apikey/add/", {"user": key_clerk.pk, "name": "ci"})
+
+    assert list(form.fields["user"].queryset) == [key_clerk]
+    assert created.status_code == 302
+    assert ApiKey.objects.get().user == key_clerk
+
+
+def test_saving_a_key_for_someone_else_is_refused_even_past_the_form(key_clerk, admin_user, rf):
+    request = rf.post("/admin/operations/apikey/add/")
+    request.user = key_clerk
+    model_admin = ApiKeyAdmin(ApiKey, admin.site)
+
+    with pytest.raises(PermissionDenied):
+        model_admin.save_model(request, ApiKey(user=admin_user, name="escalate"), None, False)
+    assert not ApiKey.objects.exists()
+
+
+def test_a_superuser_may_issue_a_key_for_another_user(admin_client, key_clerk):
+    form = admin_client.get("/admin/operations/apikey/add/").context["adminform"].form
+    created = admin_client.post(
+        "/admin/operations/apikey/add/", {"user": key_clerk.pk, "name": "for clerk"}
+    )
+
+    assert key_clerk in form.fields["user"].queryset
+    assert created.status_code == 302
+    assert ApiKey.objects.get().user == key_clerk
+
+
+def test_a_user_manager_may_issue_a_key_for_another_user(client, key_clerk, admin_user):
+    key_clerk.user_permissions.add(Permission.objects.get(codename="change_user"))
+    client.force_login(key_clerk)
+
+    created = client.post("/admin/operations/apikey/add/", {"user": admin_user.pk, "name": "x"})
+
+    assert created.status_code == 302
+    assert ApiKey.objects.get().user == admin_user
+
+
+def test_an_api_key_of_a_superuser_does_not_open_the_admin(admin_user):
+    _, secret = issue(admin_user, "script")
+
+    response = Client().get("/admin/", headers={"Authorization": f"Bearer {secret}"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
