@@ -22,6 +22,7 @@ from operations.exceptions import AuthenticationRequired, CoordhubError, Databas
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+METRICS_PATH = "/metrics"
 
 
 def json_error(
@@ -30,11 +31,16 @@ def json_error(
     return JsonResponse({"error": code, "detail": detail, **extra}, status=status, headers=headers)
 
 
+def for_scripts(request: HttpRequest) -> bool:
+    """Whether scripts call this path (the JSON API, /metrics): API keys work only there."""
+    return request.path_info.startswith(API_PREFIX) or request.path_info == METRICS_PATH
+
+
 def error_response(request: HttpRequest, exc: CoordhubError) -> HttpResponse:
     """The response for `exc`: JSON, except a browser page sent to sign in."""
-    if type(exc) is AuthenticationRequired and not request.path.startswith(API_PREFIX):
-        # Only a browser without credentials is sent to sign in; a bad API key is a 401
-        # everywhere (a client that resends it after a redirect would loop).
+    if type(exc) is AuthenticationRequired and not for_scripts(request):
+        # Only a browser without credentials is sent to sign in; a script (an API call,
+        # a Prometheus scrape) gets a 401 with the Bearer challenge it can answer.
         return redirect_to_login(request.get_full_path())
     response = json_error(exc.code, str(exc), exc.status, headers=exc.headers(), **exc.fields())
     return with_usage(response, exc.usage)

@@ -6,11 +6,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from api.errors import API_PREFIX, error_response
+from api.errors import API_PREFIX, error_response, for_scripts
 from operations import apikeys
 from operations.exceptions import InvalidApiKey
-
-METRICS_PATH = "/metrics"
 
 
 class ApiKeyMiddleware:
@@ -30,7 +28,7 @@ class ApiKeyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = request.headers.get("Authorization", "")
-        if is_bearer(header) and accepts_api_keys(request):
+        if is_bearer(header) and for_scripts(request):
             secret = bearer_secret(header)
             key = apikeys.authenticate(secret) if secret else None
             if key is None:
@@ -40,11 +38,6 @@ class ApiKeyMiddleware:
             if request.path_info.startswith(API_PREFIX):
                 request._dont_enforce_csrf_checks = True
         return self.get_response(request)
-
-
-def accepts_api_keys(request: HttpRequest) -> bool:
-    """Whether an API key may authenticate this request: the JSON API and /metrics only."""
-    return request.path_info.startswith(API_PREFIX) or request.path_info == METRICS_PATH
 
 
 def is_bearer(authorization: str) -> bool:

@@ -54,10 +54,16 @@ CHECKS: dict[str, Callable[[], str | None]] = {
 }
 
 
-def run_checks() -> dict[str, dict[str, str]]:
-    """Run every check and return `{name: {"status": "up"|"down", ...}}`."""
+def run_checks(*, with_errors: bool) -> dict[str, dict[str, str]]:
+    """Run every check and return `{name: {"status": "up"|"down", ...}}`.
+
+    With `with_errors`, a failed check carries its sentence as `error`; without,
+    only its status: a driver's message can name hosts, users and versions.
+    """
     results = {}
     for name, check in CHECKS.items():
         error = check()
-        results[name] = {"status": "up"} if error is None else {"status": "down", "error": error}
+        results[name] = {"status": "up"} if error is None else {"status": "down"}
+        if error is not None and with_errors:
+            results[name]["error"] = error
     return results

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
@@ -11,12 +16,32 @@ from api.pipeline import allow_methods, signed_in
 from monitoring import reports
 from monitoring.health import run_checks
 from monitoring.prometheus import CoordhubCollector
+from operations.exceptions import Forbidden
+
+WHY_HIDDEN = "Staff and API-key callers see why each failed check failed."
+
+
+def sees_errors(request: HttpRequest) -> bool:
+    """Whether this caller may read the checks' error text (staff and API keys)."""
+    return request.user.is_staff or hasattr(request, "api_key")
+
+
+def staff_or_api_key(view: Callable) -> Callable:
+    """Where anonymous use is off, keep a view to staff and API keys (after `signed_in`)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not (settings.COORDHUB.allow_anonymous or sees_errors(request)):
+            raise Forbidden("Metrics are for staff and API keys where anonymous use is off.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 @allow_methods("GET")
 def health(request: HttpRequest) -> JsonResponse:
     """Answer 200 when every part works, 503 naming the parts that do not."""
-    checks = run_checks()
+    checks = run_checks(with_errors=sees_errors(request))
     failed = sorted(name for name, result in checks.items() if result["status"] != "up")
     body = {
         "status": "degraded" if failed else "healthy",
@@ -25,6 +50,8 @@ def health(request: HttpRequest) -> JsonResponse:
         "checks": checks,
         "failed": failed,
     }
+    if failed and not sees_errors(request):
+        body["detail"] = f"Failed: {', '.join(failed)}. {WHY_HIDDEN}"
     return JsonResponse(body, status=503 if failed else 200)
 
 
@@ -43,8 +70,14 @@ def resource_pool_metrics(request: HttpRequest) -> JsonResponse:
 
 
 @allow_methods("GET")
+@signed_in
+@staff_or_api_key
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition of the slot, operation and lifetime figures."""
+    """Prometheus text exposition of the slot, operation and lifetime figures.
+
+    A scraper sends an API key (`authorization` in Prometheus's scrape config); without
+    credentials it gets a 401 with a Bearer challenge, never a sign-in page.
+    """
     registry = CollectorRegistry()
     registry.register(CoordhubCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -4,6 +4,7 @@ import pytest
 from django.test import override_settings
 
 from coordhub.testing.services import free_port
+from operations import apikeys
 from operations.maintenance import beat
 
 pytestmark = pytest.mark.django_db
@@ -50,9 +51,9 @@ def test_health_is_200_on_a_real_redis_cache(client, redis_url):
 
 
 @pytest.mark.usefixtures("worker_alive")
-def test_health_is_503_naming_the_cache_when_redis_is_down(client):
+def test_health_is_503_naming_the_cache_when_redis_is_down(admin_client):
     with override_settings(CACHES=redis_cache(f"redis://127.0.0.1:{free_port()}/0")):
-        response = client.get("/api/health")
+        response = admin_client.get("/api/health")
 
     assert response.status_code == 503
     body = response.json()
@@ -63,8 +64,42 @@ def test_health_is_503_naming_the_cache_when_redis_is_down(client):
     assert body["checks"]["database"] == {"status": "up"}
 
 
-def test_health_is_503_naming_the_workers_when_none_is_alive(client):
-    response = client.get("/api/health")
+@pytest.mark.usefixtures("worker_alive")
+def test_anonymous_health_names_the_failed_check_but_not_its_error(client):
+    with override_settings(CACHES=redis_cache(f"redis://127.0.0.1:{free_port()}/0")):
+        response = client.get("/api/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["cache"]
+    assert body["checks"]["cache"] == {"status": "down"}
+    assert body["detail"] == (
+        "Failed: cache. Staff and API-key callers see why each failed check failed."
+    )
+    assert "redis" not in response.content.decode().lower()
+
+
+def test_a_signed_in_user_who_is_not_staff_sees_no_error_text(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("ada"))
+
+    body = client.get("/api/health").json()
+
+    assert body["checks"]["workers"] == {"status": "down"}
+
+
+def test_an_api_key_sees_why_a_check_failed(client, django_user_model):
+    _, secret = apikeys.issue(django_user_model.objects.create_user("ada"), "probe")
+
+    response = client.get("/api/health", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["workers"]
+    assert "No worker has been seen" in response.json()["checks"]["workers"]["error"]
+    assert "detail" not in response.json()
+
+
+def test_health_is_503_naming_the_workers_when_none_is_alive(admin_client):
+    response = admin_client.get("/api/health")
 
     assert response.status_code == 503
     assert response.json()["failed"] == ["workers"]
