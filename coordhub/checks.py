@@ -114,11 +114,9 @@ def proxy_problems(config: Config) -> list[checks.CheckMessage]:
 
 
 def production_problems(config: Config) -> list[checks.CheckMessage]:
-    """Production needs its own database and secret key."""
-    if config.profile != "production":
-        return []
+    """Production needs its own database; staging and production their own secret key."""
     found = []
-    if not config.database_url:
+    if config.profile == "production" and not config.database_url:
         found.append(
             checks.Error(
                 "The production profile needs DATABASE_URL; it is unset.",
@@ -126,10 +124,13 @@ def production_problems(config: Config) -> list[checks.CheckMessage]:
                 id="coordhub.E006",
             )
         )
-    if settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+    # The development key is public: sessions and CSRF tokens signed with it can be forged.
+    if config.profile in ("staging", "production") and (
+        settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY
+    ):
         found.append(
             checks.Error(
-                "The production profile needs SECRET_KEY; it is unset.",
+                f"The {config.profile} profile needs SECRET_KEY; it is unset.",
                 hint="Set SECRET_KEY to a long random string kept out of the repository.",
                 id="coordhub.E007",
             )

@@ -63,6 +63,20 @@ def test_production_without_database_url_or_secret_key_fails():
     assert "coordhub.E007" in result.stderr
 
 
+def test_staging_without_secret_key_fails_naming_the_profile():
+    result = manage("check", COORDHUB_ENV="staging")
+
+    assert result.returncode != 0
+    assert "coordhub.E007" in result.stderr
+    assert "The staging profile needs SECRET_KEY; it is unset." in result.stderr
+
+
+def test_staging_with_a_secret_key_passes_that_check():
+    result = manage("check", COORDHUB_ENV="staging", SECRET_KEY="s3cret-" * 8)
+
+    assert "coordhub.E007" not in result.stderr
+
+
 def test_several_web_processes_on_a_local_memory_cache_fail():
     result = manage("check", WEB_CONCURRENCY="4")
 
@@ -119,6 +133,7 @@ def test_saved_configuration_loads_back_as_a_config_file(tmp_path):
         "--save",
         str(saved),
         COORDHUB_ENV="staging",
+        SECRET_KEY="s3cret-" * 8,  # staging refuses to run on the development key
         MAX_CONCURRENT_OPERATIONS="7",
     )
     second = manage("coordhub_config", "--json", COORDHUB_CONFIG_FILE=str(saved))
