@@ -1,6 +1,6 @@
 from django.urls import path
 
-from api import views
+from api import schema, views
 
 urlpatterns = [
     path("operations", views.operations, name="operations"),
@@ -8,4 +8,5 @@ urlpatterns = [
     path("operations/<uuid:operation_id>/cancel", views.cancel_operation, name="cancel-operation"),
     path("protected-operation", views.templates_start, name="protected-operation"),
     path("resource-intensive-operation", views.templates_start, name="resource-intensive"),
+    path("schema", schema.schema, name="schema"),
 ]
