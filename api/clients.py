@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from functools import lru_cache
 
@@ -12,6 +13,9 @@ from coordhub.config import IPNetwork, parse_networks
 from operations.models import Operation
 
 IPV6_PREFIX = 64  # one IPv6 subscriber usually owns a whole /64
+# RFC 6052's well-known prefix: a NAT64 gateway shows each IPv4 host as 64:ff9b::<its IPv4>.
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+UNPARSEABLE = "unparseable:"
 
 
 @lru_cache(maxsize=8)
@@ -34,7 +38,10 @@ def client_address(request: HttpRequest) -> str:
 
     X-Forwarded-For is read only when the direct peer is a trusted proxy, and
     then from the right: the first address not itself a trusted proxy is the
-    one a proxy of ours saw, which a client cannot forge.
+    one a proxy of ours saw, which a client cannot forge. A port on a hop is
+    dropped. A hop that is no address at all answers `unparseable:<digest>`:
+    falling back to the proxy's own address would put every such stranger on
+    the proxy's budget, and the raw value does not belong in a cache key.
     """
     address = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"
     networks = trusted_networks(settings.COORDHUB.trusted_proxies)
@@ -42,8 +49,9 @@ def client_address(request: HttpRequest) -> str:
         return address
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     for hop in reversed([hop.strip() for hop in forwarded.split(",") if hop.strip()]):
-        if not is_trusted(hop, networks):
-            return hop if valid_ip(hop) else address
+        hop_address = without_port(hop)
+        if not is_trusted(hop_address, networks):
+            return hop_address if valid_ip(hop_address) else unparseable(hop)
     return address
 
 
@@ -53,6 +61,22 @@ def valid_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def without_port(hop: str) -> str:
+    """`203.0.113.7:1001` → `203.0.113.7`, `[2001:db8::1]:443` → `2001:db8::1`; else `hop`."""
+    if hop.startswith("["):
+        host, bracket, _ = hop[1:].partition("]")
+        return host if bracket else hop
+    host, colon, port = hop.partition(":")
+    if colon and port.isdigit() and ":" not in port:  # one colon: IPv4 (or a name) and a port
+        return host
+    return hop
+
+
+def unparseable(hop: str) -> str:
+    """Name a forwarded value that is no address by a digest of it, never by the value."""
+    return UNPARSEABLE + hashlib.sha256(hop.encode(errors="replace")).hexdigest()[:16]
 
 
 def client_key(request: HttpRequest) -> str:
@@ -68,6 +92,8 @@ def client_key(request: HttpRequest) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return f"ip:{ip.ipv4_mapped}"
+        if ip in NAT64_PREFIX:
+            return f"ip:{ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)}"
         return f"ip:{ipaddress.ip_network(f'{ip}/{IPV6_PREFIX}', strict=False)}"
     return f"ip:{ip}"
 

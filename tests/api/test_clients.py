@@ -70,7 +70,57 @@ def test_a_trusted_proxy_without_a_usable_hop_is_itself_the_client(trust):
 
     assert client_address(request_from("10.0.0.2")) == "10.0.0.2"
     assert client_address(request_from("10.0.0.2", forwarded_for="10.0.0.9")) == "10.0.0.2"
-    assert client_address(request_from("10.0.0.2", forwarded_for="not-an-ip")) == "10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "address"),
+    [
+        ("203.0.113.7:1001", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("198.51.100.66, 203.0.113.7:1001, 10.1.2.3:8080", "203.0.113.7"),
+    ],
+)
+def test_a_forwarded_address_with_a_port_is_the_address_without_it(trust, forwarded, address):
+    trust("10.0.0.0/8")
+
+    request = request_from("10.0.0.2", forwarded_for=forwarded)
+
+    assert client_address(request) == address
+
+
+def test_clients_on_different_ports_of_one_address_share_a_key(trust):
+    trust("10.0.0.0/8")
+
+    keys = {
+        client_key(request_from("10.0.0.2", forwarded_for=hop))
+        for hop in ("203.0.113.7:1001", "203.0.113.7:2002", "203.0.113.7")
+    }
+
+    assert keys == {"ip:203.0.113.7"}
+
+
+@pytest.mark.parametrize("forwarded", ["not-an-ip", "unknown", "203.0.113.7:http", "[::1"])
+def test_an_unparseable_forwarded_value_is_never_the_proxys_own_key(trust, forwarded):
+    trust("10.0.0.0/8")
+    proxy_key = client_key(request_from("10.0.0.2"))
+
+    key = client_key(request_from("10.0.0.2", forwarded_for=forwarded))
+
+    assert key != proxy_key
+    assert key.startswith("ip:unparseable:")
+    assert forwarded not in key  # a digest: the raw value never reaches the cache key
+    assert key == client_key(request_from("10.0.0.3", forwarded_for=forwarded))
+
+
+def test_different_unparseable_values_get_different_keys(trust):
+    trust("10.0.0.0/8")
+
+    first = client_key(request_from("10.0.0.2", forwarded_for="unknown"))
+    second = client_key(request_from("10.0.0.2", forwarded_for="_hidden"))
+
+    assert first != second
 
 
 def test_ipv6_clients_in_one_slash_64_share_a_key():
@@ -85,6 +135,23 @@ def test_ipv6_clients_in_one_slash_64_share_a_key():
 def test_an_ipv4_mapped_ipv6_address_is_keyed_as_its_ipv4_address():
     assert client_key(request_from("::ffff:192.0.2.5")) == "ip:192.0.2.5"
     assert client_key(request_from("::ffff:192.0.2.5")) == client_key(request_from("192.0.2.5"))
+
+
+def test_a_nat64_client_is_keyed_by_its_embedded_ipv4_address():
+    assert client_key(request_from("64:ff9b::c000:205")) == "ip:192.0.2.5"
+    assert client_key(request_from("64:ff9b::203.0.113.7")) == "ip:203.0.113.7"
+    # Two IPv4 hosts behind one NAT64 gateway share its /64 but not a key.
+    assert client_key(request_from("64:ff9b::198.51.100.1")) != client_key(
+        request_from("64:ff9b::198.51.100.2")
+    )
+
+
+def test_a_nat64_client_behind_a_trusted_proxy_is_keyed_by_its_ipv4_address(trust):
+    trust("10.0.0.0/8")
+
+    request = request_from("10.0.0.2", forwarded_for="[64:ff9b::192.0.2.5]:443")
+
+    assert client_key(request) == "ip:192.0.2.5"
 
 
 @pytest.mark.django_db
