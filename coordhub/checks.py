@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -95,6 +96,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     found += proxy_problems(config)
+    found += https_problems(config)
     found += production_problems(config)
     found += cache_problems(config)
     return found
@@ -161,3 +163,52 @@ def cache_problems(config: Config) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def https_problems(config: Config) -> list[checks.CheckMessage]:
+    """Trusted origins must be origins; HSTS and the redirect must be usable."""
+    found: list[checks.CheckMessage] = [
+        checks.Error(
+            f"CSRF_TRUSTED_ORIGINS has {origin!r}, which is not an origin "
+            "(scheme and host, nothing after).",
+            hint="List origins as https://host or https://host:port, e.g. "
+            "https://coordhub.example.com.",
+            id="coordhub.E012",
+        )
+        for origin in config.trusted_origins
+        if not is_origin(origin)
+    ]
+    if config.hsts_seconds < 0:
+        found.append(
+            checks.Error(
+                f"{described(config, 'hsts_seconds')}; it cannot be negative.",
+                hint="Set HSTS_SECONDS to 0 (no header) or a max-age such as 31536000.",
+                id="coordhub.E013",
+            )
+        )
+    if config.secure_ssl_redirect and not config.trusted_proxies:
+        found.append(
+            checks.Warning(
+                f"{described(config, 'secure_ssl_redirect')} but TRUSTED_PROXIES is empty: "
+                "behind a TLS-terminating proxy every request would look like plain HTTP "
+                "and be redirected to itself.",
+                hint="Set TRUSTED_PROXIES to the proxy's addresses, or SECURE_SSL_REDIRECT "
+                "to false if the proxy redirects plain HTTP itself.",
+                id="coordhub.W004",
+            )
+        )
+    return found
+
+
+def is_origin(value: str) -> bool:
+    """Say whether `value` is `scheme://host[:port]` as CSRF_TRUSTED_ORIGINS expects."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.path or parts.query or parts.fragment or parts.username)
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from coordhub.coercion import SETTING_TYPES, coerce
 from coordhub.profiles import COMMON_DEFAULTS, DEFAULT_PROFILE, PROFILE_DEFAULTS, PROFILES
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -22,10 +23,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROFILE_VARIABLES = ("COORDHUB_ENV", "ENVIRONMENT", "ENV")
 CONFIG_FILE_VARIABLE = "COORDHUB_CONFIG_FILE"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-SETTING_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 def setting(variable: str, help: str, *, secret: bool = False) -> Any:
@@ -93,6 +90,19 @@ class Config:
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
         "is believed; empty means the client is REMOTE_ADDR.",
     )
+    csrf_trusted_origins: str = setting(
+        "CSRF_TRUSTED_ORIGINS",
+        "Comma-separated origins (https://host) whose forms are accepted besides the host's own.",
+    )
+    secure_cookies: bool = setting(
+        "SECURE_COOKIES", "Whether the session and CSRF cookies are sent over HTTPS only."
+    )
+    secure_ssl_redirect: bool = setting(
+        "SECURE_SSL_REDIRECT", "Whether plain-HTTP requests are redirected to HTTPS."
+    )
+    hsts_seconds: int = setting(
+        "HSTS_SECONDS", "Strict-Transport-Security max-age in seconds; 0 sends no header."
+    )
     debug: bool = setting("DEBUG", "Django's DEBUG mode.")
     allowed_hosts: str = setting("ALLOWED_HOSTS", "Comma-separated host names served.")
     database_url: str = setting(
@@ -121,6 +131,11 @@ class Config:
                 break
             ladder.append(step)
         return tuple(ladder)
+
+    @property
+    def trusted_origins(self) -> list[str]:
+        """CSRF_TRUSTED_ORIGINS as a list (coordhub.E012 reports the items that are not origins)."""
+        return [origin.strip() for origin in self.csrf_trusted_origins.split(",") if origin.strip()]
 
     def as_dict(self) -> dict[str, Any]:
         """Return the effective values, secrets masked."""
@@ -194,33 +209,6 @@ def resolve_profile(environ: Mapping[str, str]) -> tuple[str, list[Problem]]:
             )
         ]
     return DEFAULT_PROFILE, []
-
-
-def coerce(kind: type, raw: Any) -> Any:
-    """Turn a JSON value or an environment string into `kind`, or raise ValueError."""
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS | FALSE_WORDS:
-            return raw.strip().lower() in TRUE_WORDS
-        raise ValueError("expected true or false")
-    if isinstance(raw, bool):
-        raise ValueError(f"expected {kind.__name__}, not a boolean")
-    if kind is int:
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, str):
-            return int(raw.strip())
-        raise ValueError("expected a whole number")
-    if kind is float:
-        if isinstance(raw, (int, float)):
-            return float(raw)
-        if isinstance(raw, str):
-            return float(raw.strip())
-        raise ValueError("expected a number")
-    if not isinstance(raw, str):
-        raise ValueError("expected a string")
-    return raw.strip()
 
 
 def read_config_file(

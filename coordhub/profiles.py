@@ -27,10 +27,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "web_processes": 1,
     "allowed_hosts": "localhost,127.0.0.1,[::1]",
     "trusted_proxies": "",
+    "csrf_trusted_origins": "",
     "database_url": "",
     "redis_url": "",
 }
 
+# HTTPS (secure cookies, the redirect, HSTS) is on only in staging and production:
+# the tests and `make run` speak plain HTTP on loopback.
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "development": {
         "requests_per_minute": 10,
@@ -40,6 +43,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "allow_anonymous": True,
         "log_level": "DEBUG",
         "debug": True,
+        "secure_cookies": False,
+        "secure_ssl_redirect": False,
+        "hsts_seconds": 0,
     },
     "testing": {
         "requests_per_minute": 5,
@@ -49,6 +55,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "allow_anonymous": True,
         "log_level": "DEBUG",
         "debug": False,
+        "secure_cookies": False,
+        "secure_ssl_redirect": False,
+        "hsts_seconds": 0,
     },
     "staging": {
         "requests_per_minute": 3,
@@ -58,6 +67,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "allow_anonymous": False,
         "log_level": "INFO",
         "debug": False,
+        "secure_cookies": True,
+        "secure_ssl_redirect": True,
+        "hsts_seconds": 31536000,
     },
     "production": {
         "requests_per_minute": 2,
@@ -67,5 +79,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "allow_anonymous": False,
         "log_level": "WARNING",
         "debug": False,
+        "secure_cookies": True,
+        "secure_ssl_redirect": True,
+        "hsts_seconds": 31536000,
     },
 }

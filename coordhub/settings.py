@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything below may ask request.is_secure(), which reads X-Forwarded-Proto.
+    "coordhub.proxy.trusted_proxy_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -70,6 +72,17 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+
+# HTTPS behind a TLS-terminating proxy. Django believes X-Forwarded-Proto from
+# anyone; coordhub.proxy deletes it first unless the peer is in TRUSTED_PROXIES.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = COORDHUB.trusted_origins
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = COORDHUB.secure_cookies
+SECURE_SSL_REDIRECT = COORDHUB.secure_ssl_redirect
+# Platform health checks and Prometheus reach the web process directly, not through
+# the proxy, so they are answered over plain HTTP instead of redirected.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = COORDHUB.hsts_seconds
 
 # Request bodies (JSON starts, admin forms) above 64 KiB are refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -160,7 +173,14 @@ CACHES = {"default": cache_settings(COORDHUB.redis_url)}
 
 # django-ratelimit supports django-redis by the name of its class, and
 # coordhub.cache.RedisCache is django-redis with its client shared.
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+SILENCED_SYSTEM_CHECKS = [
+    "django_ratelimit.W001",
+    # HSTS includeSubDomains (W005) and preload (W021) bind every host under the
+    # domain, a promise only the domain's owner can make (at the proxy, which serves
+    # them all): coordhub's HSTS_SECONDS covers its own host alone.
+    "security.W005",
+    "security.W021",
+]
 if COORDHUB.web_processes == 1:
     # One web process owns every rate-limit counter, so a local-memory cache is
     # exact there; with more processes it is an error (and coordhub.E008 says why).
@@ -185,7 +205,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # The web server serves its own few static files (no collectstatic step, no CDN).
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "admin:login"
+# Browsers sign in on coordhub's own page; the admin keeps its login for staff.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 LOGGING = {
     "version": 1,

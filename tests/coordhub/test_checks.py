@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,52 @@ def test_more_slots_than_the_table_can_number_fails_the_checks():
     assert result.returncode != 0
     assert "coordhub.E011" in result.stderr
     assert "MAX_CONCURRENT_OPERATIONS is 40000" in result.stderr
+
+
+def production_environment(postgres_url: str, redis_url: str) -> dict[str, str]:
+    """The environment the README documents for production behind an HTTPS proxy."""
+    return {
+        "COORDHUB_ENV": "production",
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "coordhub.example.com",
+        "TRUSTED_PROXIES": "10.0.0.0/8",
+        "CSRF_TRUSTED_ORIGINS": "https://coordhub.example.com",
+    }
+
+
+def test_the_documented_production_environment_passes_the_deployment_checks(
+    postgres_url, redis_url
+):
+    # check does not connect: the throwaway servers' URLs only have to parse.
+    result = manage("check", "--deploy", **production_environment(postgres_url, redis_url))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "System check identified no issues" in result.stdout
+
+
+def test_a_trusted_origin_that_is_not_an_origin_fails_naming_it():
+    result = manage("check", CSRF_TRUSTED_ORIGINS="https://ok.example.com,example.com/admin")
+
+    assert result.returncode != 0
+    assert "coordhub.E012" in result.stderr
+    assert "CSRF_TRUSTED_ORIGINS has 'example.com/admin'" in result.stderr
+    assert "ok.example.com'" not in result.stderr
+
+
+def test_negative_hsts_seconds_fail():
+    result = manage("check", HSTS_SECONDS="-1")
+
+    assert result.returncode != 0
+    assert "coordhub.E013" in result.stderr
+    assert "HSTS_SECONDS is -1 (from environment HSTS_SECONDS)" in result.stderr
+
+
+def test_the_https_redirect_without_trusted_proxies_warns():
+    result = manage("check", SECURE_SSL_REDIRECT="true")
+
+    assert result.returncode == 0
+    assert "coordhub.W004" in result.stderr
+    assert "TRUSTED_PROXIES is empty" in result.stderr

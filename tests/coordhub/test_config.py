@@ -159,3 +159,32 @@ def test_printed_configuration_masks_url_passwords(tmp_path):
 
     assert config.database_url == "postgres://a:b@h/d"
     assert config.as_dict()["database_url"] == "postgres://a:***@h/d"
+
+
+@pytest.mark.parametrize(
+    ("profile", "secure", "hsts"),
+    [
+        ("development", False, 0),
+        ("testing", False, 0),
+        ("staging", True, 31536000),
+        ("production", True, 31536000),
+    ],
+)
+def test_https_is_on_in_staging_and_production_only(tmp_path, profile, secure, hsts):
+    config = load(tmp_path, COORDHUB_ENV=profile)
+
+    assert (config.secure_cookies, config.secure_ssl_redirect, config.hsts_seconds) == (
+        secure,
+        secure,
+        hsts,
+    )
+    assert config.trusted_origins == []
+
+
+def test_trusted_origins_are_read_as_a_list(tmp_path):
+    config = load(
+        tmp_path, CSRF_TRUSTED_ORIGINS=" https://a.example.com, ,https://b.example.com:8443"
+    )
+
+    assert config.trusted_origins == ["https://a.example.com", "https://b.example.com:8443"]
+    assert config.sources["csrf_trusted_origins"] == "environment CSRF_TRUSTED_ORIGINS"

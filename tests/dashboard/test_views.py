@@ -188,8 +188,8 @@ def test_cancel_of_another_clients_operation_is_refused(client):
 def test_sign_in_is_required_where_anonymous_use_is_off(client, configure, django_user_model):
     configure(allow_anonymous=False)
 
-    assert client.get("/").status_code == 302
-    assert client.get("/dashboard/live/").status_code == 302
+    assert client.get("/")["Location"] == "/accounts/login/?next=/"
+    assert client.get("/dashboard/live/")["Location"] == "/accounts/login/?next=/dashboard/live/"
     client.force_login(django_user_model.objects.create_user("ada", password="x" * 12))
     assert client.get("/").status_code == 200
 
