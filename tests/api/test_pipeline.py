@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from api import limits
 from operations.exceptions import RateLimitUnavailable
@@ -33,7 +34,7 @@ def test_one_sign_in_check_answers_each_surface_in_its_own_way(client, configure
     assert api["WWW-Authenticate"] == 'Bearer realm="coordhub"'
     assert report.status_code == 401
     assert fragment.status_code == 302
-    assert fragment["Location"].startswith("/admin/login/?next=/dashboard/live/")
+    assert fragment["Location"].startswith(f"{reverse('login')}?next=/dashboard/live/")
 
 
 @pytest.mark.parametrize("path", ["/api/operations", "/dashboard/live/"])
