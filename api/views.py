@@ -17,6 +17,7 @@ from api.pipeline import (
     signed_in,
     start_attempts_limited,
 )
+from api.shapes import PRIVATE_FIELDS, operation_json, operation_summary
 from api.starts import start_operation
 from operations.cancellation import cancel
 from operations.exceptions import Forbidden, InvalidRequest, NotFound
@@ -32,7 +33,7 @@ START_FIELDS = {"kind", "params"}
 @signed_in
 @start_attempts_limited
 def operations(request: HttpRequest) -> HttpResponse:
-    """GET: recent operations, newest first. POST {"kind", "params"}: start one."""
+    """GET: summaries of recent operations, newest first. POST {"kind", "params"}: start one."""
     if request.method == "GET":
         return list_operations(request)
     body = json_object(request)
@@ -47,23 +48,25 @@ def operations(request: HttpRequest) -> HttpResponse:
 def started(request: HttpRequest, kind: object, params: object) -> HttpResponse:
     """Start the operation and answer 202 with it and where to watch it."""
     start = start_operation(request, kind, params)
-    response = JsonResponse(start.operation.as_json(), status=202)
+    response = JsonResponse(operation_json(request, start.operation), status=202)
     response["Location"] = reverse("operation", args=[start.operation.id])
     return with_usage(response, start.usage)
 
 
 @read_limited
 def list_operations(request: HttpRequest) -> HttpResponse:
-    recent = Operation.objects.all()[:RECENT_OPERATIONS]
-    return JsonResponse({"operations": [operation.as_json() for operation in recent]})
+    # Summaries leave the private, unbounded fields out: do not even read them.
+    recent = Operation.objects.all().defer(*PRIVATE_FIELDS)[:RECENT_OPERATIONS]
+    summaries = [operation_summary(request, operation) for operation in recent]
+    return JsonResponse({"operations": summaries})
 
 
 @allow_methods("GET")
 @signed_in
 @read_limited
 def operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
-    """Show one operation."""
-    return JsonResponse(find(operation_id).as_json())
+    """Show one operation; its params, result and error to its owner and staff only."""
+    return JsonResponse(operation_json(request, find(operation_id)))
 
 
 @allow_methods("POST")
@@ -74,7 +77,7 @@ def cancel_operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpRespo
     found = find(operation_id)
     if not may_control(request, found):
         raise Forbidden("Only the client that started an operation may cancel it.")
-    return JsonResponse(cancel(found).as_json())
+    return JsonResponse(operation_json(request, cancel(found)))
 
 
 def find(operation_id: uuid.UUID) -> Operation:

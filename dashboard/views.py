@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from api import limits
-from api.clients import client_key, may_control
+from api.clients import may_control
 from api.pipeline import count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
@@ -39,7 +39,14 @@ def start_budget(request: HttpRequest) -> limits.Usage | None:
 def live_context(
     request: HttpRequest, budget: limits.Usage | None, versions: Versions | None = None
 ) -> dict[str, Any]:
-    return {"live": live_state(budget, versions), "client_key": client_key(request)}
+    """The live region for this client: its own operations' reasons and cancel buttons only.
+
+    Rendered per request, so a fragment never carries another client's error text;
+    tabs share it only within one user's namespace.
+    """
+    live = live_state(budget, versions)
+    owned = {operation.id for operation in live.operations if may_control(request, operation)}
+    return {"live": live, "owned": owned}
 
 
 def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[str, Any]:

@@ -42,7 +42,9 @@ def test_start_answers_202_with_the_operation_and_its_location(client):
         "created_at",
         "started_at",
         "finished_at",
+        "details_visible",
     }
+    assert body["details_visible"] is True
     assert body["kind"] == "simulated"
     assert body["status"] == "queued"
     assert body["params"] == {"duration": 5.0, "fail": False, "data": {"job": 1}}
@@ -59,6 +61,42 @@ def test_list_shows_recent_operations_newest_first(client):
 
     assert response.status_code == 200
     assert [operation["id"] for operation in response.json()["operations"]] == ids[::-1]
+
+
+def test_list_rows_are_summaries_that_lead_to_the_whole_operation(client):
+    created = start(client, {"duration": 5, "data": {"job": 1}})
+
+    (row,) = client.get("/api/operations").json()["operations"]
+
+    assert row == {
+        key: created.json()[key]
+        for key in (
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "details_visible",
+        )
+    } | {"url": created["Location"]}
+    assert client.get(row["url"]).json() == created.json()
+
+
+def test_a_list_of_operations_with_60_kib_params_stays_small(client, configure):
+    configure(max_concurrent_operations=50)
+    data = {"blob": "x" * (60 * 1024)}
+    for _ in range(50):
+        assert start(client, {"duration": 5, "data": data}).status_code == 202
+
+    response = client.get("/api/operations")
+
+    assert len(response.json()["operations"]) == 50
+    assert len(response.content) < 50 * 1024
+    detail = client.get(response.json()["operations"][0]["url"]).json()
+    assert detail["params"] == {"duration": 5.0, "fail": False, "data": data}
 
 
 def test_unknown_operation_is_404_in_json(client):

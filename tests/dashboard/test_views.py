@@ -185,6 +185,41 @@ def test_cancel_of_another_clients_operation_is_refused(client):
     assert Operation.objects.get(pk=operation.pk).status == Status.QUEUED
 
 
+def failed_operation(client_key: str) -> Operation:
+    operation = admit(
+        "simulated", {"duration": 9, "data": {"token": "s3cret-param"}}, client_key=client_key
+    )
+    Operation.objects.filter(pk=operation.pk).update(
+        status=Status.FAILED, error="Vendor refused s3cret-reason.", message="step 1 of 9"
+    )
+    return operation
+
+
+def test_another_clients_row_shows_neither_its_reason_nor_its_params(client):
+    operation = failed_operation("ip:10.9.9.9")
+
+    for path in ("/dashboard/live/", "/"):
+        html = client.get(path).content.decode()
+        assert operation.short_id in html
+        assert "step 1 of 9" in html
+        assert "s3cret" not in html
+
+
+def test_the_owner_sees_the_reason_for_a_failure(client):
+    failed_operation("ip:127.0.0.1")
+
+    html = client.get("/dashboard/live/").content.decode()
+
+    assert '<span class="reason">Vendor refused s3cret-reason.</span>' in html
+    assert "s3cret-param" not in html
+
+
+def test_only_the_owners_rows_offer_a_cancel_button(client):
+    admit("simulated", {"duration": 9}, client_key="ip:10.9.9.9")
+
+    assert "Cancel" not in client.get("/dashboard/live/").content.decode()
+
+
 def test_sign_in_is_required_where_anonymous_use_is_off(client, configure, django_user_model):
     configure(allow_anonymous=False)
 

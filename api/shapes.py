@@ -1,0 +1,52 @@
+"""What the JSON API shows of an operation, and to whom.
+
+Everyone allowed in sees an operation's id, kind, status, progress, message and
+times; only its owner and staff (`api.clients.may_control`) see its params,
+result and error. The engine stores; this module decides what an answer carries.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from api.clients import may_control
+from operations.models import Operation, iso
+
+PRIVATE_FIELDS = ("params", "result", "error")
+
+
+def public_fields(operation: Operation) -> dict[str, object]:
+    """What every signed-in client may see of `operation`."""
+    return {
+        "id": str(operation.id),
+        "kind": operation.kind,
+        "status": operation.status,
+        "progress": operation.progress,
+        # Progress messages are public: kinds must not write private data into them.
+        "message": operation.message,
+        "created_at": iso(operation.created_at),
+        "started_at": iso(operation.started_at),
+        "finished_at": iso(operation.finished_at),
+    }
+
+
+def operation_json(request: HttpRequest, operation: Operation) -> dict[str, object]:
+    """The whole operation; params, result and error are null unless the client may see them."""
+    visible = may_control(request, operation)
+    private = {
+        "params": operation.params,
+        "result": operation.result,
+        "error": operation.error or None,
+    }
+    if not visible:
+        private = dict.fromkeys(PRIVATE_FIELDS)
+    return public_fields(operation) | private | {"details_visible": visible}
+
+
+def operation_summary(request: HttpRequest, operation: Operation) -> dict[str, object]:
+    """A row of the list: bounded in size, whatever the params; `url` leads to the whole."""
+    return public_fields(operation) | {
+        "details_visible": may_control(request, operation),
+        "url": reverse("operation", args=[operation.id]),
+    }
