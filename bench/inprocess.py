@@ -63,10 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(directory: Path, count: int) -> None:
+def migrated_sqlite(database: Path) -> None:
+    """Set Django up in this process on a SQLite file at `database`, migrated, limits on."""
     os.environ.update(
         environment(
-            DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
+            DATABASE_URL=f"sqlite:///{database}",
             ENABLE_RATE_LIMITING="true",
             READ_REQUESTS_PER_MINUTE=UNLIMITED,
             REQUESTS_PER_MINUTE=UNLIMITED,
@@ -77,13 +78,18 @@ def measure(directory: Path, count: int) -> None:
 
     django.setup()
     from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def measure(directory: Path, count: int) -> None:
+    migrated_sqlite(directory / "db.sqlite3")
     from django.db import connections
     from django.test import Client
 
     from dashboard.state import CONTENT_HEADER
     from operations.admission import admit
 
-    call_command("migrate", verbosity=0)
     operation = admit("simulated", {"duration": 600}, client_key="ip:127.0.0.1")
     client = Client(HTTP_HOST="127.0.0.1")
     content = client.get("/dashboard/live/").headers[CONTENT_HEADER]

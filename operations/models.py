@@ -65,7 +65,10 @@ class Operation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["status"]),
+            # Running and queued ones, newest first (and every filter on status alone).
+            models.Index(fields=["status", "created_at"], name="operation_status_recent_idx"),
+            # The newest finished ones are read through created_at's own index: see
+            # dashboard.state.ordered_operations.
             # A kind's last completed operations, newest first: the refusal's estimate.
             models.Index(
                 fields=["kind", "status", "finished_at"], name="operation_kind_recent_idx"
