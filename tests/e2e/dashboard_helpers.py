@@ -18,6 +18,7 @@ that is what the server saw, and which tab sent it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from tests.live import LiveServer
 
 LIVE_PATH = "/dashboard/live/"
 BROADCAST_KEY = "coordhub:anonymous:broadcast"
+LEADER_KEY = "coordhub:anonymous:leader"
 START = datetime(2030, 1, 1, tzinfo=UTC)
 HEARTBEAT_MS = 3000
 # What the ladder gives from 5000 ms, times 1.2 up to 30000, rounded at each step.
@@ -237,6 +239,23 @@ def off_the_ladder(observed: list[int], ladder: list[int], slack_ms: int) -> lis
     """Return the (gap, base) pairs that the jitter does not explain; [] when all fit."""
     pairs = zip(observed, ladder, strict=True)
     return [(gap, base) for gap, base in pairs if not within_jitter(gap, base, slack_ms)]
+
+
+def plant(page: Page, key: str, record: object) -> None:
+    """Write a record into localStorage as anything on the origin could."""
+    page.evaluate("([key, text]) => localStorage.setItem(key, text)", [key, json.dumps(record)])
+
+
+def live_html(page: Page, **dataset: str) -> str:
+    """The page's live region as markup, with some of its data-* attributes changed."""
+    return page.evaluate(
+        """dataset => {
+            const live = document.getElementById("live").cloneNode(true);
+            Object.assign(live.dataset, dataset);
+            return live.outerHTML;
+        }""",
+        dataset,
+    )
 
 
 def live_versions(page: Page) -> dict[str, str]:

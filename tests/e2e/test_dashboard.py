@@ -22,14 +22,18 @@ from tests.e2e.dashboard_helpers import (
     BROADCAST_KEY,
     HEARTBEAT_MS,
     LADDER,
+    LEADER_KEY,
     Dashboard,
     OperationsApi,
     gaps,
+    live_html,
     live_versions,
     off_the_ladder,
     operations_text,
+    plant,
     poll_status,
     role,
+    within_jitter,
 )
 from tests.live import LiveServer
 
@@ -41,6 +45,17 @@ PLANTED_HTML = (
     '<div id="live"><img src=x onerror="window.pwned=1">'
     '<button hx-get="/api/operations" hx-trigger="load">x</button></div>'
 )
+# Markup the live region never renders: a script hook, a form that posts, an id
+# and data-* attributes of its own (htmx reads data-hx-*; the page reads ids).
+UNRENDERED_HTML = (
+    '<div id="live" data-planted="1"><img src=x onerror="window.pwned=1">'
+    '<form action="/api/operations" method="post"><button>send</button></form>'
+    '<p id="planted" class="empty" data-testid="budget" data-hx-get="/api/operations"'
+    ' data-hx-trigger="load" data-planted="1">kept</p></div>'
+)
+# Past the largest safe integer, where adding one no longer counts.
+HUGE = 2**53 - 1
+FAR_FUTURE_MS = 10**15
 
 
 @pytest.fixture(scope="module")
@@ -345,13 +360,11 @@ def test_the_start_form_shows_refusals_next_to_the_field_and_counts_down_the_lim
     assert dashboard.errors == []
 
 
-def test_markup_planted_in_the_broadcast_key_neither_runs_nor_sends_requests(
-    dashboard: Dashboard,
-) -> None:
+def three_tabs_and_a_planter(dashboard: Dashboard) -> tuple[Page, list[Page], list[Request]]:
+    """Open three tabs; return a follower to plant records, the other two, and /api/ requests."""
     pages = [dashboard.open() for _ in range(3)]
     leader = wait_for_one_leader(dashboard, within_s=5)
     planter = next(page for page in pages if page is not leader)
-    victims = [page for page in pages if page is not planter]
     api_requests: list[Request] = []
 
     def note_api_request(request: Request) -> None:
@@ -359,6 +372,13 @@ def test_markup_planted_in_the_broadcast_key_neither_runs_nor_sends_requests(
             api_requests.append(request)
 
     dashboard.context.on("request", note_api_request)
+    return planter, [page for page in pages if page is not planter], api_requests
+
+
+def test_markup_planted_in_the_broadcast_key_neither_runs_nor_sends_requests(
+    dashboard: Dashboard,
+) -> None:
+    planter, victims, api_requests = three_tabs_and_a_planter(dashboard)
     planted = {"seq": 999999, "html": PLANTED_HTML, "tabId": "evil", "sentAt": dashboard.now()}
 
     planter.evaluate(
@@ -379,7 +399,82 @@ def test_markup_planted_in_the_broadcast_key_neither_runs_nor_sends_requests(
     # The leader's next poll shows the real live region again everywhere.
     polls = dashboard.polls()
     dashboard.advance_until(lambda: dashboard.polls() > polls, limit_ms=10_000)
+    [leader] = dashboard.leaders()
     for page in dashboard.open_pages:
         expect(page.get_by_test_id("slot-usage")).to_be_visible()
         assert live_versions(page) == live_versions(leader)
+    assert dashboard.errors == []
+
+
+def test_markup_the_live_region_never_renders_is_stripped_from_broadcasts(
+    dashboard: Dashboard,
+) -> None:
+    planter, victims, api_requests = three_tabs_and_a_planter(dashboard)
+
+    plant(planter, BROADCAST_KEY, {"seq": 999_999, "html": UNRENDERED_HTML})
+    dashboard.step(1000)
+    victims[0].wait_for_timeout(500)  # real time for any request the markup could start
+
+    for page in victims:
+        expect(page.locator("#live p")).to_have_text("kept")
+        kept = page.locator("#live p").evaluate("p => p.getAttributeNames().sort()")
+        assert kept == ["class", "data-testid"]
+        assert page.locator("#live").evaluate("live => live.getAttributeNames()") == ["id"]
+        assert page.locator("#live img, #live form, #live button, #planted").count() == 0
+        assert page.evaluate("window.pwned") is None
+    assert api_requests == []
+    assert dashboard.errors == []
+
+
+def plant_region_rendered_far_in_the_future(planter: Page) -> None:
+    stored = planter.evaluate(f"localStorage['{BROADCAST_KEY}']")
+    seq = json.loads(stored)["seq"] + 1 if stored else 1
+    region = live_html(planter, renderedAt=str(FAR_FUTURE_MS), contentVersion="planted")
+    plant(planter, BROADCAST_KEY, {"seq": seq, "html": region})
+
+
+def plant_broadcast_with_a_huge_sequence_number(planter: Page) -> None:
+    plant(planter, BROADCAST_KEY, {"seq": HUGE, "html": live_html(planter)})
+
+
+def plant_lease_with_a_huge_epoch(planter: Page) -> None:
+    now = planter.evaluate("Date.now()")
+    lease = {"tabId": "intruder", "epoch": HUGE, "expiresAt": now + 5000, "hidden": False}
+    plant(planter, LEADER_KEY, lease)
+
+
+@pytest.mark.parametrize(
+    "planting",
+    [
+        plant_region_rendered_far_in_the_future,
+        plant_broadcast_with_a_huge_sequence_number,
+        plant_lease_with_a_huge_epoch,
+    ],
+)
+def test_planted_records_neither_freeze_the_tabs_nor_stop_their_polling(
+    dashboard: Dashboard, api: OperationsApi, planting: Callable[[Page], None]
+) -> None:
+    pages = [dashboard.open() for _ in range(3)]
+    leader = wait_for_one_leader(dashboard, within_s=5)
+    dashboard.advance_until(lambda: len(dashboard.sent_at(leader)) == 1, limit_ms=10_000)
+    planter = next(page for page in pages if page is not leader)
+
+    planting(planter)
+    dashboard.step(100)
+
+    # One tab leads and goes on polling on the ladder (a planted region is a change).
+    polls = dashboard.polls()
+    dashboard.advance_until(lambda: dashboard.polls() >= polls + 3, limit_ms=60_000)
+    assert len(dashboard.leaders()) == 1, dashboard.describe()
+    sent = sorted(moment for page in pages for moment in dashboard.sent_at(page))
+    off = [gap for gap in gaps(sent) if not any(within_jitter(gap, b, SLACK_MS) for b in LADDER)]
+    assert off == [], gaps(sent)
+    # And every tab paints what the server says now.
+    operation = api.run()
+    short_id = operation["id"][:8]
+    dashboard.advance_until(
+        lambda: all(short_id in operations_text(page) for page in pages), limit_ms=60_000
+    )
+    [now_leading] = dashboard.leaders()
+    assert all(live_versions(page) == live_versions(now_leading) for page in pages)
     assert dashboard.errors == []

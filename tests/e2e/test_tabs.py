@@ -59,6 +59,9 @@ NAMESPACE = "coordhub:harness:"
 LEADER_KEY = NAMESPACE + "leader"
 BROADCAST_KEY = NAMESPACE + "broadcast"
 TIMEOUT_MS = 10000
+# Counters past the largest safe integer stop counting; storage.js bounds them lower.
+HUGE = 2**53 - 1
+MAX_SEQ = 2**31 - 1
 # The fake /poll answers at the next step of the clock, so keep steps short.
 STEP_MS = 500
 SETTLE_MS = 100  # More than the 50 ms a claim waits before it leads.
@@ -492,6 +495,46 @@ def test_a_planted_lease_far_in_the_future_does_not_block_elections(tabs: Tabs) 
     newcomer = tabs.open()
 
     assert wait_for_one_leader(tabs, [newcomer], within_s=1) is newcomer
+
+
+def test_a_planted_lease_with_a_huge_epoch_does_not_stop_elections(tabs: Tabs) -> None:
+    planter = tabs.open()
+    planter.evaluate("harness.coordination.stop()")
+    now = planter.evaluate("Date.now()")
+    # One claim past it, an epoch is no longer a safe integer and no claim would check out.
+    huge = {"tabId": "intruder", "epoch": HUGE, "expiresAt": now + 5000, "hidden": False}
+    plant(planter, LEADER_KEY, huge)
+
+    pages = tabs.open_many(2, NO_JITTER)
+
+    tabs.advance_until(lambda: len(leaders(pages)) == 1, limit_ms=TIMEOUT_MS)
+    [leader] = leaders(pages)
+    tabs.advance_until(lambda: tabs.server.polls_by(leader) >= 2, limit_ms=15_000)
+    tabs.advance(30_000, step=HEARTBEAT_MS)
+    assert leaders(pages) == [leader]
+    assert set(tabs.server.polls) == {leader}
+
+
+def test_broadcasts_go_on_after_planted_sequence_numbers_at_or_past_the_bound(
+    tabs: Tabs,
+) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [follower] = [page for page in pages if page is not leader]
+    broadcast = "html => harness.coordination.messages.broadcast(html)"
+
+    # Past the safe integers: read as absent, so the leader counts on from its own.
+    plant(follower, BROADCAST_KEY, {"seq": HUGE, "html": "<p>planted</p>"})
+    leader.evaluate(broadcast, "<p>one</p>")
+    follower.wait_for_function("harness.received.at(-1)?.html === '<p>one</p>'", polling=50)
+    assert [html for _, html in received(follower)] == ["<p>one</p>"]
+    # At the bound: taken, and the next broadcast starts again from 1 everywhere.
+    plant(follower, BROADCAST_KEY, {"seq": MAX_SEQ, "html": "<p>at the bound</p>"})
+    leader.wait_for_function(f"harness.received.at(-1).seq === {MAX_SEQ}", polling=50)
+    leader.evaluate(broadcast, "<p>two</p>")
+    leader.evaluate(broadcast, "<p>three</p>")
+    follower.wait_for_function("harness.received.at(-1)?.html === '<p>three</p>'", polling=50)
+    assert received(follower)[-2:] == [[1, "<p>two</p>"], [2, "<p>three</p>"]]
 
 
 def test_clearing_a_namespace_removes_its_keys_only(tabs: Tabs) -> None:

@@ -31,18 +31,32 @@ async function poll({ signal } = {}) {
   if (!response.ok) throw new Error(`The dashboard answered ${response.status}.`);
   const html = await response.text();
   const changed = response.headers.get(STATE_HEADER) !== versions.state;
-  paint(html);
+  paint(html, { served: true });
   return { changed, html };
 }
 
-/** Swap fresh live markup in, keeping only what the dashboard itself renders. */
-function paint(html) {
+function renderedAt(region) {
+  return Number(region?.dataset.renderedAt);
+}
+
+// The newest render time among the regions the server gave this tab itself: the
+// page, this tab's own polls and htmx swaps. Regions from storage are untrusted.
+let servedRenderedAt = renderedAt(liveRegion()) || 0;
+
+/**
+ * Swap fresh live markup in, keeping only what the dashboard itself renders.
+ * `served`: it is this tab's own answer from the server, which always paints.
+ */
+function paint(html, { served = false } = {}) {
   const live = liveRegion();
   const fresh = sanitizeLiveRegion(html);
   if (!live || !fresh) return;
   // Versions are hashes; the render time says which of two regions is newer, so a
-  // stale broadcast never paints over a fresher page.
-  if (Number(fresh.dataset.renderedAt) < Number(live.dataset.renderedAt)) return;
+  // stale broadcast never paints over what the server gave this tab. Only render
+  // times from the server itself hold a region back: a stored region rendered "far
+  // in the future" (planted) would otherwise freeze the page on itself.
+  if (served) servedRenderedAt = Math.max(servedRenderedAt, renderedAt(fresh) || 0);
+  else if (renderedAt(fresh) < servedRenderedAt) return;
   if (fresh.dataset.contentVersion !== live.dataset.contentVersion) {
     live.replaceWith(fresh);
     window.htmx?.process(fresh);
@@ -104,7 +118,12 @@ startCountdowns(document);
 // A change this tab made (start, cancel) is news for the leader: poll now.
 document.addEventListener("coordhub:changed", () => handle.wake());
 // An outerHTML swap's detail.target is the element that left; event.target is what came in.
-document.addEventListener("htmx:afterSwap", (event) => startCountdowns(event.target));
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.target.id === "live") {
+    servedRenderedAt = Math.max(servedRenderedAt, renderedAt(event.target) || 0);
+  }
+  startCountdowns(event.target);
+});
 document.addEventListener("submit", () => handle.noteAction());
 document.addEventListener("click", (event) => {
   if (event.target.closest("button, a, select, input")) handle.noteAction();

@@ -34,7 +34,7 @@
 //
 // Without localStorage every tab leads itself.
 
-import { randomId } from "./storage.js";
+import { MAX_EPOCH, randomId } from "./storage.js";
 
 export const LEADER = "leader";
 const FOLLOWER = "follower";
@@ -186,7 +186,9 @@ export class LeaderElection {
   }
 
   #claim(lease) {
-    const epoch = Math.max(this.#seenEpoch, lease?.epoch ?? 0) + 1;
+    // Capped: a claim at the bound ties with the lease it takes, and ties go to
+    // whichever write lands last, so the tabs still elect one leader.
+    const epoch = Math.min(Math.max(this.#seenEpoch, lease?.epoch ?? 0) + 1, MAX_EPOCH);
     this.#writeLease(epoch);
     if (this.#readLease()?.tabId !== this.#tabId) return;
     this.#claimEpoch = epoch;

@@ -8,7 +8,7 @@
 // value, so repeats fire storage events too. Only strings are handed on; nothing
 // is evaluated or inserted into the DOM here.
 
-import { SIGNAL_KINDS, randomId } from "./storage.js";
+import { MAX_SEQ, SIGNAL_KINDS, randomId } from "./storage.js";
 
 /** Carry the leader's results to every tab and the other tabs' signals to the leader. */
 export class Messages {
@@ -36,7 +36,15 @@ export class Messages {
   /** Publish a result to every tab, this one included, under the next sequence number. */
   broadcast(html) {
     const stored = this.#records.read("broadcast");
-    const record = { seq: Math.max(this.#lastSeq, stored?.seq ?? 0) + 1, html: String(html) };
+    let seq = Math.max(this.#lastSeq, stored?.seq ?? 0) + 1;
+    if (seq > MAX_SEQ) {
+      // Counted up to the bound (a planted record): start again from 1. Removing the
+      // record first tells every tab to forget the numbers it saw, as at a logout.
+      this.#records.remove("broadcast");
+      this.forget();
+      seq = 1;
+    }
+    const record = { seq, html: String(html) };
     this.#records.write("broadcast", record);
     // Storage events never reach the writing tab, so the leader hands itself the result.
     this.#receiveBroadcast(record);

@@ -1,43 +1,53 @@
 // Live-region markup can arrive from another tab through localStorage, which
-// anything on this origin can write. Keep only the elements and attributes the
-// dashboard renders, so planted markup can neither run script nor make htmx
-// send a request the dashboard would not.
+// anything on this origin can write. DOMPurify (vendored, see vendor/) keeps only
+// the elements and attributes the live region of dashboard/index.html renders, so
+// planted markup can neither run script nor make htmx send a request the
+// dashboard would not, nor plant ids or data-* attributes the page reads.
 
-const ELEMENTS = new Set([
-  "DIV", "SECTION", "H2", "SPAN", "STRONG", "OL", "LI", "P", "SMALL", "TABLE", "THEAD",
-  "TBODY", "TR", "TH", "TD", "PROGRESS", "BUTTON",
-]);
-const ATTRIBUTES = new Set(["id", "class", "role", "max", "value", "type"]);
+import DOMPurify from "./vendor/purify.es.mjs";
+
+// An instance of our own, so that its hooks touch nobody else's DOMPurify.
+const purify = DOMPurify(window);
+
+const CONFIG = Object.freeze({
+  // An element not listed goes with everything inside it, as a whole.
+  ALLOWED_TAGS: [
+    "#text", "div", "section", "h2", "span", "strong", "ol", "li", "p", "small", "table",
+    "thead", "tbody", "tr", "th", "td", "progress", "button",
+  ],
+  ALLOWED_ATTR: [
+    "id", "class", "role", "max", "value", "type",
+    "data-state-version", "data-content-version", "data-rendered-at", "data-status",
+    "data-testid", "data-countdown",
+    "hx-post", "hx-target", "hx-swap",
+  ],
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: true,
+  KEEP_CONTENT: false,
+  RETURN_DOM_FRAGMENT: true,
+});
+
 const CANCEL_URL = /^\/dashboard\/operations\/[0-9a-f-]{36}\/cancel\/$/;
-// htmx attributes the dashboard uses, each with the only values it renders.
-const HTMX_ATTRIBUTES = {
+// Ids the live region renders; the page looks some up (#live, #op-<id>).
+const ID = /^(?:live|slots-heading|budget-heading|operations-heading|op-[0-9a-f-]{36})$/;
+// Attributes allowed only with the values the dashboard renders: the htmx request
+// of a Cancel button (and nothing else htmx could send) and the ids above.
+const VALUES = {
+  id: (value) => ID.test(value),
   "hx-post": (value) => CANCEL_URL.test(value),
   "hx-target": (value) => value === "#live",
   "hx-swap": (value) => value === "outerHTML",
 };
 
+purify.addHook("uponSanitizeAttribute", (_node, data) => {
+  const check = VALUES[data.attrName];
+  if (check && !check(data.attrValue)) data.keepAttr = false;
+});
+
 /** Return a clean `#live` element built from `html`, or null if there is none. */
 export function sanitizeLiveRegion(html) {
-  const parsed = new DOMParser().parseFromString(String(html), "text/html");
-  const live = parsed.getElementById("live");
+  const fragment = purify.sanitize(String(html), CONFIG);
+  const live = fragment.getElementById("live");
   if (!live || live.tagName !== "DIV") return null;
-  cleanTree(live);
   return document.importNode(live, true);
-}
-
-function cleanTree(element) {
-  for (const child of [...element.children]) {
-    if (ELEMENTS.has(child.tagName)) cleanTree(child);
-    else child.remove();
-  }
-  for (const { name, value } of [...element.attributes]) {
-    if (!isAllowed(name, value)) element.removeAttribute(name);
-  }
-}
-
-function isAllowed(name, value) {
-  if (ATTRIBUTES.has(name) || name.startsWith("aria-")) return true;
-  if (name.startsWith("data-")) return !name.startsWith("data-hx") && !name.startsWith("data-on");
-  const check = HTMX_ATTRIBUTES[name];
-  return Boolean(check?.(value));
 }

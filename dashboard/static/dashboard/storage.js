@@ -12,6 +12,12 @@
 // share: `shared` is false, reads find nothing and writes go nowhere.
 
 export const SIGNAL_KINDS = new Set(["action", "wake", "focus"]);
+// Bounds on the counters in records. Real tabs count one up per claim or broadcast
+// and never come near them (a broadcast a second for 68 years); a planted record
+// beyond them reads as absent, else the next number would leave the safe integers
+// (where +1 no longer counts) and every later record would fail its check.
+export const MAX_EPOCH = 2 ** 31 - 1;
+export const MAX_SEQ = 2 ** 31 - 1;
 
 const NAMES = ["leader", "broadcast", "signal"];
 const VALIDATORS = {
@@ -128,12 +134,15 @@ function isLease(value) {
   return (
     typeof value.tabId === "string" &&
     Number.isSafeInteger(value.epoch) &&
+    value.epoch >= 0 &&
+    value.epoch <= MAX_EPOCH &&
     Number.isFinite(value.expiresAt)
   );
 }
 
 function isBroadcast(value) {
-  return Number.isSafeInteger(value.seq) && value.seq > 0 && typeof value.html === "string";
+  const { seq, html } = value;
+  return Number.isSafeInteger(seq) && seq > 0 && seq <= MAX_SEQ && typeof html === "string";
 }
 
 function isSignal(value) {
