@@ -86,22 +86,6 @@ class Operation(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
-    def as_json(self) -> dict[str, object]:
-        """The operation as the API shows it."""
-        return {
-            "id": str(self.id),
-            "kind": self.kind,
-            "params": self.params,
-            "status": self.status,
-            "progress": self.progress,
-            "message": self.message,
-            "result": self.result,
-            "error": self.error or None,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
-
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
