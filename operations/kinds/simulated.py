@@ -43,3 +43,18 @@ def simulated(
     if fail:
         raise SimulatedFailure("Simulated failure, as requested by the 'fail' parameter.")
     return {"duration": duration, "processed_data": data or {}}
+
+
+def result_as_shown(params: dict[str, Any], result: object) -> object:
+    """A `simulated` result as HTTP answers show it: with `processed_data`, its params' `data`.
+
+    The templates' clients read `result.processed_data`, the data they sent echoed back.
+    Shown from the params, the data need not be stored a second time in the result: once
+    every answer shows results through this function, the kind can return
+    `{"duration": duration}` alone. Results that already carry `processed_data` (all of
+    them until then) are shown as stored; a missing result (not finished, failed) stays
+    missing.
+    """
+    if not isinstance(result, dict) or "processed_data" in result:
+        return result
+    return result | {"processed_data": params.get("data") or {}}

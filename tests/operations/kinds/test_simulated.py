@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from operations.kinds import get_kind, known_kinds
-from operations.kinds.simulated import SimulatedFailure
+from operations.kinds.simulated import SimulatedFailure, result_as_shown
 
 
 class RecordingContext:
@@ -47,3 +47,25 @@ def test_simulated_fails_at_the_end_when_asked():
         get_kind("simulated").function(context, duration=0.1, fail=True)
 
     assert context.reports[-1][0] == 100
+
+
+@pytest.mark.parametrize(
+    ("params", "stored", "shown"),
+    [
+        (
+            {"duration": 2, "data": {"job": 7}},
+            {"duration": 2},
+            {"duration": 2, "processed_data": {"job": 7}},
+        ),
+        ({"duration": 2}, {"duration": 2}, {"duration": 2, "processed_data": {}}),
+        (
+            {"data": {"job": 7}},
+            {"duration": 2.0, "processed_data": {"job": 7}},
+            {"duration": 2.0, "processed_data": {"job": 7}},
+        ),
+        ({"data": {"job": 7}}, None, None),
+    ],
+    ids=["data-from-params", "no-data", "stored-before", "no-result"],
+)
+def test_a_result_is_shown_with_its_data_from_the_params(params, stored, shown):
+    assert result_as_shown(params, stored) == shown
