@@ -8,19 +8,22 @@ has grown to 100,000; the ratio of the two is the figure (target <= 1.5).
 
     python bench/history.py                   # about a minute
     python bench/history.py --requests 50
+    python bench/history.py --json    # for `make bench`, which prints it as row 8
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench/ itself is sys.path[0]
 
 from bench.inprocess import migrated_sqlite  # noqa: E402
+from bench.table import Row, at_most  # noqa: E402
 
 SMALL, LARGE = 100, 100_000
 ACTIVE = {"running": 3, "queued": 2}
@@ -117,7 +121,8 @@ def seed_active() -> None:
 
 def per_request_ms(send: Callable[[], object], requests: int) -> float:
     """The median of 5 runs of `requests` requests each, in ms per request."""
-    send()  # warm up
+    for _ in range(10):  # warm up: the first requests compile templates and fill caches
+        send()
     runs = []
     for _ in range(5):
         began = time.perf_counter()
@@ -175,11 +180,40 @@ def in_temporary_directory(requests: int, progress: Callable[[str], None]) -> Fi
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def rows(requests: int) -> list[Row]:
+    """Row 8 of `make bench`: each read's cost at LARGE against SMALL, from a clean process."""
+    finished = subprocess.run(
+        [sys.executable, __file__, "--json", "--requests", str(requests)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"bench/history.py failed:\n{finished.stderr[-4000:]}")
+    figures = Figures(**json.loads(finished.stdout))
+    return [
+        Row(
+            f"8. history: {read} with {LARGE:,} vs {SMALL} finished operations",
+            f"{figures.large[read]:.2f} ms",
+            f"{figures.small[read]:.2f} ms",
+            figures.ratio(read),
+            at_most(TARGET),
+        )
+        for read in READS
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100, help="per run (5 runs per figure)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     figures = in_temporary_directory(args.requests, lambda line: print(line, file=sys.stderr))
+    if args.json:
+        print(json.dumps(asdict(figures)))
+        return 0
     print(f"ms per request (median of 5 runs of {args.requests}), in process, SQLite file")
     print(f"{'read':38} {SMALL:>10} {LARGE:>10} {'ratio':>7}  target <= {TARGET}")
     for read in READS:

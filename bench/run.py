@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench/ itself is sys.path[0]
 
-from bench import admission, faults, polling, throughput  # noqa: E402
+from bench import admission, faults, history, polling, throughput  # noqa: E402
 from bench.load import LoadGenerator  # noqa: E402
 from bench.servers import (  # noqa: E402
     UNLIMITED,
@@ -71,10 +71,11 @@ class Budget:
     race_clients: int  # concurrent clients starting against SLOT_LIMIT slots
     race_attempts: int  # starts per client
     burst_limit: int  # starts per minute for the rate-limit burst of 3x as many
+    history_requests: int  # per run of each read, 5 runs at each history size
 
 
-DEFAULT = Budget(4, 2, 1, 300, 20, 40, 3, 20)
-QUICK = Budget(1, 1, 1, 60, 10, 16, 2, 10)
+DEFAULT = Budget(4, 2, 1, 300, 20, 40, 3, 20, 100)
+QUICK = Budget(1, 1, 1, 60, 10, 16, 2, 10, 10)
 
 
 BEGAN = time.monotonic()
@@ -446,6 +447,10 @@ def header(run: Run, quick: bool, elapsed: float) -> str:
             "7: tests/scaleout, each scenario on its own PostgreSQL, Redis, 2 daphne processes "
             "and 2 workers (lease 3 s, sweep every 1 s for the kill -9); 5xx rows count "
             "answers other than 503 (an honest 'unavailable')",
+            f"8: in process (Django's test client, no server), one migrated SQLite file with "
+            f"{history.SMALL} then {history.LARGE:,} finished operations and "
+            f"{sum(history.ACTIVE.values())} active ones; median of 5 runs of "
+            f"{budget.history_requests} requests per read and size",
         ]
     )
 
@@ -502,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run.rows.append(Row(faults.NOT_RUN, "not run (--quick; add --faults)"))
         run.rows += polling.rows()
+        progress("history: the reads at 100 and 100,000 finished operations, in process")
+        run.section(["8. history"], lambda: history.rows(run.budget.history_requests))
     except KeyboardInterrupt:
         progress("interrupted: stopping everything")
         interrupted = True
