@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from dashboard.state import SHOWN_OPERATIONS, current_versions, live_state
 from operations.admission import admit
@@ -41,3 +44,21 @@ def test_progress_changes_the_content_version_and_a_status_change_both(configure
     assert progressed.content != before.content
     assert running.state != progressed.state
     assert running.content != progressed.content
+
+
+def test_history_follows_the_active_ones_newest_first_whatever_their_age(configure):
+    configure(max_concurrent_operations=3)
+    queued = admit("simulated", {})
+    Operation.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(days=1))
+    finished = [
+        Operation.objects.create(
+            kind="simulated",
+            status=(Status.COMPLETED, Status.FAILED, Status.CANCELLED)[n % 3],
+            created_at=timezone.now() - timedelta(minutes=n),
+        )
+        for n in range(SHOWN_OPERATIONS + 5)
+    ]
+
+    shown = [operation.pk for operation in live_state(None).operations]
+
+    assert shown == [queued.pk] + [operation.pk for operation in finished[: SHOWN_OPERATIONS - 1]]
