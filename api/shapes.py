@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from api.clients import may_control
+from operations.kinds import shown_result
 from operations.models import Operation, iso
 
 PRIVATE_FIELDS = ("params", "result", "error")
@@ -36,7 +37,7 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict[str, obje
     visible = may_control(request, operation)
     private = {
         "params": operation.params,
-        "result": operation.result,
+        "result": shown_result(operation.kind, operation.params, operation.result),
         "error": operation.error or None,
     }
     if not visible:

@@ -7,11 +7,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_POST
 
 from api import limits
 from api.clients import may_control
-from api.pipeline import count_start_attempt, read_limited, signed_in
+from api.pipeline import allow_methods, count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
 from operations.cancellation import cancel
@@ -63,7 +62,7 @@ def chosen_kind(name: str) -> str:
     return name if name in known_kinds() else "simulated"
 
 
-@require_GET
+@allow_methods("GET")
 @signed_in
 def index(request: HttpRequest) -> HttpResponse:
     """The whole dashboard page."""
@@ -71,7 +70,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/index.html", context | {"config": settings.COORDHUB})
 
 
-@require_GET
+@allow_methods("GET")
 @signed_in
 @read_limited
 def live(request: HttpRequest) -> HttpResponse:
@@ -89,7 +88,7 @@ def live(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@allow_methods("GET")
 @signed_in
 def start_form(request: HttpRequest) -> HttpResponse:
     """The parameter fields of the chosen kind."""
@@ -97,7 +96,7 @@ def start_form(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/index.html#start-form", start_form_context(kind_name))
 
 
-@require_POST
+@allow_methods("POST")
 @signed_in
 def start(request: HttpRequest) -> HttpResponse:
     """Start an operation from the form; errors show next to the fields."""
@@ -128,7 +127,7 @@ def start(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_POST
+@allow_methods("POST")
 @signed_in
 def cancel_operation(request: HttpRequest, operation_id: Any) -> HttpResponse:
     """Cancel from the dashboard and answer with the refreshed live region."""

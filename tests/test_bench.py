@@ -31,6 +31,10 @@ ROWS = (
     "6. polls per 10 min, 5 tabs (computed)",
     "6. polls per 10 min, 20 tabs (computed)",
     "7. scale-out and faults",  # --quick leaves the fault scenarios to tests/scaleout
+    "8. history: GET / with",
+    "8. history: GET /dashboard/live/ (200) with",
+    "8. history: GET /dashboard/live/ unchanged (204) with",
+    "8. history: GET /api/operations with",
 )
 
 

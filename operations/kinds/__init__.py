@@ -37,7 +37,14 @@ from operations.exceptions import (
 )
 from operations.kinds.context import OperationContext
 from operations.kinds.params import JSONObjectField
-from operations.kinds.registry import Kind, get_kind, known_kinds, register, unregister
+from operations.kinds.registry import (
+    Kind,
+    get_kind,
+    known_kinds,
+    register,
+    shown_result,
+    unregister,
+)
 
 __all__ = [
     "Cancelled",
@@ -52,5 +59,6 @@ __all__ = [
     "get_kind",
     "known_kinds",
     "register",
+    "shown_result",
     "unregister",
 ]

@@ -12,6 +12,12 @@ from operations.exceptions import InvalidParams, KindAlreadyRegistered, UnknownK
 from operations.kinds.params import json_type_errors
 
 KindFunction = Callable[..., Any]
+ResultView = Callable[[dict[str, Any], Any], Any]
+
+
+def stored_result(params: dict[str, Any], result: Any) -> Any:
+    """Show a result as it was stored."""
+    return result
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,8 @@ class Kind:
     function: KindFunction
     params_form: type[forms.Form]
     description: str
+    # How answers show a result from its stored form and the params (see `register`).
+    result_view: ResultView = stored_result
 
     def validate(self, params: object) -> dict[str, Any]:
         """Return the cleaned parameters, or raise InvalidParams naming each problem."""
@@ -41,14 +49,23 @@ _registry: dict[str, Kind] = {}
 
 
 def register(
-    name: str, params_form: type[forms.Form], description: str = ""
+    name: str,
+    params_form: type[forms.Form],
+    description: str = "",
+    *,
+    result_view: ResultView = stored_result,
 ) -> Callable[[KindFunction], KindFunction]:
-    """Register `function` as the kind `name`; a name may be registered once."""
+    """Register `function` as the kind `name`; a name may be registered once.
+
+    `result_view(params, result)` builds the result answers show from what was
+    stored, so that a kind need not store a copy of its params in its result.
+    """
 
     def decorator(function: KindFunction) -> KindFunction:
         if name in _registry:
             raise KindAlreadyRegistered(name)
-        _registry[name] = Kind(name, function, params_form, description or function.__doc__ or "")
+        text = description or function.__doc__ or ""
+        _registry[name] = Kind(name, function, params_form, text, result_view)
         return function
 
     return decorator
@@ -64,6 +81,12 @@ def get_kind(name: object) -> Kind:
     if not isinstance(name, str) or name not in _registry:
         raise UnknownKind(name, known_kinds())
     return _registry[name]
+
+
+def shown_result(kind_name: str, params: dict[str, Any], result: Any) -> Any:
+    """The result of an operation of `kind_name` as answers show it (as stored if unknown)."""
+    kind = _registry.get(kind_name)
+    return kind.result_view(params, result) if kind else result
 
 
 def known_kinds() -> list[str]:

@@ -27,7 +27,25 @@ class SimulatedFailure(Exception):
     """The failure a `simulated` operation was asked for."""
 
 
-@register("simulated", SimulatedParams, "Placeholder work: sleeps, reporting progress.")
+def result_as_shown(params: dict[str, Any], result: object) -> object:
+    """A `simulated` result as HTTP answers show it: with `processed_data`, its params' `data`.
+
+    The templates' clients read `result.processed_data`, the data they sent echoed back.
+    Shown from the params, the data is not stored a second time in the result. Results
+    stored before, which carry `processed_data` themselves, are shown as stored; a
+    missing result (not finished, failed) stays missing.
+    """
+    if not isinstance(result, dict) or "processed_data" in result:
+        return result
+    return result | {"processed_data": params.get("data") or {}}
+
+
+@register(
+    "simulated",
+    SimulatedParams,
+    "Placeholder work: sleeps, reporting progress.",
+    result_view=result_as_shown,
+)
 def simulated(
     context: OperationContext,
     duration: float = 2.0,
@@ -42,19 +60,4 @@ def simulated(
         context.progress(step * 100 // steps, f"step {step} of {steps}")
     if fail:
         raise SimulatedFailure("Simulated failure, as requested by the 'fail' parameter.")
-    return {"duration": duration, "processed_data": data or {}}
-
-
-def result_as_shown(params: dict[str, Any], result: object) -> object:
-    """A `simulated` result as HTTP answers show it: with `processed_data`, its params' `data`.
-
-    The templates' clients read `result.processed_data`, the data they sent echoed back.
-    Shown from the params, the data need not be stored a second time in the result: once
-    every answer shows results through this function, the kind can return
-    `{"duration": duration}` alone. Results that already carry `processed_data` (all of
-    them until then) are shown as stored; a missing result (not finished, failed) stays
-    missing.
-    """
-    if not isinstance(result, dict) or "processed_data" in result:
-        return result
-    return result | {"processed_data": params.get("data") or {}}
+    return {"duration": duration}  # `data` is shown back from the params: see result_as_shown

@@ -243,3 +243,15 @@ def test_unsupported_methods_are_405_with_allow(client):
         assert response.status_code == 405, path
         assert response["Allow"] == allowed
         assert response.json()["error"] == "method_not_allowed"
+
+
+def test_a_simulated_result_shows_its_data_back_without_storing_it_twice(client):
+    created = start(client, {"duration": 1, "data": {"job": 7}}).json()
+    Operation.objects.filter(pk=created["id"]).update(
+        status=Status.COMPLETED, result={"duration": 1.0}
+    )
+
+    shown = client.get(f"/api/operations/{created['id']}").json()
+
+    assert shown["result"] == {"duration": 1.0, "processed_data": {"job": 7}}
+    assert Operation.objects.get(pk=created["id"]).result == {"duration": 1.0}

@@ -15,7 +15,9 @@ PARAMS = {"duration": 5.0, "fail": False, "data": {"customer": "acme", "token": 
 ERROR = "The vendor refused key s3cret for customer acme."
 RESULT = {"invoice": "acme-42"}
 PRIVATE = {"params": None, "result": None, "error": None, "details_visible": False}
-SHOWN = {"params": PARAMS, "result": RESULT, "error": ERROR, "details_visible": True}
+# A simulated result is shown with its data echoed back from the params (result_as_shown).
+SHOWN_RESULT = RESULT | {"processed_data": PARAMS["data"]}
+SHOWN = {"params": PARAMS, "result": SHOWN_RESULT, "error": ERROR, "details_visible": True}
 
 
 @pytest.fixture(autouse=True)

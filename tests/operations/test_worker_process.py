@@ -133,7 +133,7 @@ def test_an_operation_completes_with_its_result_and_frees_its_slot(deployment: D
 
     operation = deployment.tables.operation(operation_id)
     assert operation.progress == 100
-    assert operation.result == {"duration": 1.0, "processed_data": {}}
+    assert operation.result == {"duration": 1.0}
     assert operation.error == ""
     assert deployment.tables.held() == []
 

@@ -36,7 +36,7 @@ def test_simulated_reports_progress_up_to_100_and_echoes_its_data():
 
     result = get_kind("simulated").function(context, duration=0.3, data={"job": 7})
 
-    assert result == {"duration": 0.3, "processed_data": {"job": 7}}
+    assert result == {"duration": 0.3}  # the data is shown back from the params, not stored
     assert context.reports == [(33, "step 1 of 3"), (66, "step 2 of 3"), (100, "step 3 of 3")]
 
 
