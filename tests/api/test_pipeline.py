@@ -132,6 +132,10 @@ def test_head_of_the_operations_list_starts_nothing(client):
         ("/api/resource-pool/metrics", "GET, HEAD, OPTIONS"),
         ("/metrics", "GET, HEAD, OPTIONS"),
         ("/api/protected-operation", "POST, OPTIONS"),
+        ("/", "GET, HEAD, OPTIONS"),
+        ("/dashboard/live/", "GET, HEAD, OPTIONS"),
+        ("/dashboard/form/", "GET, HEAD, OPTIONS"),
+        ("/dashboard/start/", "POST, OPTIONS"),
     ],
 )
 def test_options_answers_200_with_every_method_in_allow(client, path, allow):
