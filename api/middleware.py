@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
 from api.errors import API_PREFIX, error_response, for_scripts
 from operations import apikeys
@@ -51,3 +52,22 @@ def bearer_secret(authorization: str) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+class AdminOptionsMiddleware:
+    """Answer OPTIONS on the admin's pages with `Allow`, before any of its views runs.
+
+    coordhub's own views answer OPTIONS in `api.pipeline.allow_methods`, and Django's
+    class-based views (the sign-in page) answer it themselves; the admin's views would
+    render the whole page instead.
+    """
+
+    ALLOW = "GET, HEAD, POST, OPTIONS"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "OPTIONS" and request.path.startswith(reverse("admin:index")):
+            return HttpResponse(headers={"Allow": self.ALLOW})
+        return self.get_response(request)

@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Sync-only, so last: above them every async-capable middleware would run in a thread.
+    "api.middleware.AdminOptionsMiddleware",
     "api.middleware.ApiKeyMiddleware",
     "api.errors.ErrorMiddleware",
 ]

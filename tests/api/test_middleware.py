@@ -274,3 +274,11 @@ def test_a_key_earns_no_csrf_exemption_off_the_api(csrf_client, ada, configure):
 
     assert response.status_code == 403
     assert Operation.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/operations/operation/", "/admin/login/"])
+def test_admin_pages_answer_options_with_allow_without_rendering(client, path):
+    response = client.options(path)
+
+    assert (response.status_code, response["Allow"]) == (200, "GET, HEAD, POST, OPTIONS")
+    assert response.content == b""
