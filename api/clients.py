@@ -84,7 +84,15 @@ def client_key(request: HttpRequest) -> str:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
-    address = client_address(request)
+    # A request asks several times (its limits, then each operation it may control):
+    # its address does not change, so it is worked out once.
+    if not hasattr(request, "coordhub_address_key"):
+        request.coordhub_address_key = address_key(client_address(request))
+    return request.coordhub_address_key
+
+
+def address_key(address: str) -> str:
+    """Key an address: IPv6 by its /64, IPv4-mapped and NAT64 ones by their IPv4 address."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
