@@ -14,6 +14,10 @@ each step, before fake time moves on:
 
 Requests are also recorded from the network side with `page.on("request")`:
 that is what the server saw, and which tab sent it.
+
+Its tabs have no WebSocket unless asked (`socket=True`): without the change
+feed's nudges the leader polls on the ladder, which is what these tests time.
+The nudges themselves are tested in real time in test_live_socket.py.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ PASS_BARRIER = """([tabs, count]) => new Promise(resolve => {
     check();
 })"""
 POLLS_SETTLED = "() => window.coordhubProbe.inFlight === 0"
+# A browser without WebSocket support: the dashboard only polls, as it did before the feed.
+NO_WEBSOCKET = "delete window.WebSocket;"
 NEXT_POLL = re.compile(r"Next poll in (\d+) s")
 # Steps of fake time: fine near a poll, so that its answer is handled at most
 # FINE_STEP_MS late (which would stretch the gap to the next poll), coarse elsewhere.
@@ -104,9 +110,11 @@ class Dashboard:
     barriers: int = 0
 
     @classmethod
-    def open_context(cls, browser: Browser, server: LiveServer) -> Dashboard:
+    def open_context(cls, browser: Browser, server: LiveServer, socket: bool = False) -> Dashboard:
         context = browser.new_context()
         context.add_init_script(FETCH_PROBE)
+        if not socket:
+            context.add_init_script(NO_WEBSOCKET)
         context.clock.install(time=START)
         context.clock.pause_at(START + timedelta(seconds=1))
         return cls(context, server)

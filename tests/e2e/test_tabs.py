@@ -2,11 +2,13 @@
 
 Tests come in the order of the modules in dashboard/static/dashboard/: the lease
 (lease.js), messages between tabs (messages.js), the poll scheduler
-(scheduler.js), the records in localStorage (storage.js) and the coordinator
-that ties them (coordinator.js), all driven through tests/e2e/harness/tabs.html.
+(scheduler.js), the records in localStorage (storage.js), the coordinator
+that ties them (coordinator.js) and the leader's nudge socket (socket.js) with
+the scheduler's push mode, all driven through tests/e2e/harness/tabs.html.
 
 The harness page and the modules are served from disk under a fake origin by
-Playwright routing, which also answers `GET /poll` and records which tab asked.
+Playwright routing, which also answers `GET /poll` and records which tab asked,
+and stands in for the change feed's WebSocket (`/ws/live/`), sending nudges.
 Playwright's clock drives time. It is paused: each page keeps its own fake
 clock, and a running one would let the pages of a context drift apart (each
 `run_for` drops a different slice of real time in each page); paused, every
@@ -27,16 +29,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, WebSocketRoute, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.dashboard_helpers import (
     HEARTBEAT_MS,
     LADDER,
+    NO_WEBSOCKET,
     START,
     pass_storage_barrier,
     role,
@@ -44,7 +48,7 @@ from tests.e2e.dashboard_helpers import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
-MODULES = ["coordinator", "lease", "messages", "scheduler", "storage"]
+MODULES = ["coordinator", "lease", "messages", "scheduler", "socket", "storage"]
 FILES = {
     **{
         f"/static/dashboard/{name}.js": (
@@ -66,6 +70,9 @@ MAX_SEQ = 2**31 - 1
 STEP_MS = 500
 SETTLE_MS = 100  # More than the 50 ms a claim waits before it leads.
 NO_JITTER = "pollJitter=0"
+SOCKET_URL = "ws://coordhub.test/ws/live/"
+# The harness page with the dashboard's socket path, as index.html renders it.
+WITH_SOCKET = "socketUrl=/ws/live/"
 # The page cannot hide itself, so tests make `document.visibilityState` say so.
 SET_VISIBILITY = """state => {
     Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
@@ -88,6 +95,8 @@ class FakeServer:
     status: int = 200
     changing: bool = False
     hanging: bool = False
+    holding: bool = False
+    held: list[Route] = field(default_factory=list)
     polls: list[Page] = field(default_factory=list)
 
     def handle(self, route: Route) -> None:
@@ -104,12 +113,57 @@ class FakeServer:
         self.polls.append(route.request.frame.page)
         if self.hanging:
             return  # Never answered, like a server stuck behind a dead proxy.
+        if self.holding:
+            self.held.append(route)  # Answered by release(), like a slow server.
+            return
         if self.changing:
             self.body = f"<p>state {len(self.polls)}</p>"
         route.fulfill(status=self.status, body=self.body, content_type="text/html")
 
     def polls_by(self, page: Page) -> int:
         return sum(1 for poller in self.polls if poller is page)
+
+    def release(self) -> None:
+        """Answer the polls held so far."""
+        self.holding = False
+        while self.held:
+            self.held.pop(0).fulfill(body=self.body, content_type="text/html")
+
+
+@dataclass
+class FakeFeed:
+    """Stand in for the change feed at /ws/live/: accept sockets, or fail their handshake."""
+
+    accepting: bool = True
+    sockets: list[WebSocketRoute] = field(default_factory=list)
+    closed: list[WebSocketRoute] = field(default_factory=list)
+
+    def handle(self, socket: WebSocketRoute) -> None:
+        self.sockets.append(socket)
+        if not self.accepting:
+            # No such host behind the fake origin: the handshake fails, as with the server down.
+            socket.connect_to_server()
+            return
+        # Not connected to a server: the page's socket opens and talks to this test only.
+        socket.on_close(lambda code, reason: self.close(socket, code))
+
+    @property
+    def open_sockets(self) -> list[WebSocketRoute]:
+        return [socket for socket in self.sockets if socket not in self.closed]
+
+    def nudge(self, frame: str | bytes = '{"version": 1}') -> None:
+        [socket] = self.open_sockets
+        socket.send(frame)
+
+    def drop(self, code: int = 1011) -> None:
+        """Close the open socket from the server's side."""
+        [socket] = self.open_sockets
+        self.close(socket, code)
+
+    def close(self, socket: WebSocketRoute, code: int | None) -> None:
+        # Also when the page closed it: with on_close set, the test completes the closing.
+        self.closed.append(socket)
+        socket.close(code=code)
 
 
 @dataclass
@@ -118,6 +172,7 @@ class Tabs:
 
     context: BrowserContext
     server: FakeServer
+    feed: FakeFeed = field(default_factory=FakeFeed)
     shares_storage: bool = True
     pages: list[Page] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -179,13 +234,14 @@ def make_tabs(browser: Browser) -> Iterator[Callable[..., Tabs]]:
     def make(init_script: str | None = None) -> Tabs:
         context = browser.new_context()
         contexts.append(context)
-        server = FakeServer()
+        server, feed = FakeServer(), FakeFeed()
         context.route(f"{ORIGIN}/**", server.handle)
+        context.route_web_socket(SOCKET_URL, feed.handle)
         if init_script:
             context.add_init_script(init_script)
         context.clock.install(time=START)
         context.clock.pause_at(START + timedelta(seconds=1))
-        return Tabs(context, server, shares_storage=init_script is None)
+        return Tabs(context, server, feed, shares_storage=init_script is None)
 
     yield make
     for context in contexts:
@@ -573,4 +629,256 @@ def test_without_local_storage_each_tab_polls_on_its_own(make_tabs: Callable[...
     # Each tab on its own ladder: 5 s (first result), 5 s, then 6 s.
     assert [tabs.server.polls_by(page) for page in pages] == [3, 3, 3]
     assert all(delays(page) == [5000, 5000, 6000, 7200] for page in pages)
+    assert tabs.errors == []
+
+
+# The nudge socket (socket.js) and the scheduler's push mode: the leader alone holds
+# the socket, polls on nudges and a safety poll at the longest interval while it is up,
+# and falls back to the ladder at once when it drops.
+
+LONGEST_MS = LADDER[-1]
+MALFORMED_FRAMES = [
+    "not json",
+    "[1]",
+    "null",
+    "7",
+    '"version"',
+    "{}",
+    '{"version": "8"}',
+    '{"version": null}',
+    '{"version": [8]}',
+    '{"version": 1e999}',  # Infinity once parsed
+    '{"version": 8, "padding": "' + "x" * 300 + '"}',  # longer than any nudge
+    b'{"version": 8}',  # a binary frame
+]
+
+
+def sockets(page: Page) -> list[dict]:
+    """The WebSockets page opened: url, opened and closed at (fake time), frames, close code."""
+    return page.evaluate("harness.sockets")
+
+
+def wait_until_live(page: Page) -> None:
+    """Wait in real time until page's socket is up and its catch-up poll has been answered."""
+    page.wait_for_function("harness.schedules.at(-1)?.live === true", polling=20)
+
+
+def wait_for_announcements(page: Page, count: int) -> None:
+    """Wait until page's scheduler has announced `count` schedules: each poll ends with one."""
+    page.wait_for_function(f"harness.schedules.length >= {count}", polling=20)
+
+
+def announcements(page: Page) -> int:
+    return page.evaluate("harness.schedules.length")
+
+
+def retry_gaps(page: Page) -> list[int]:
+    """How long after each socket closed the next one was opened, in fake time."""
+    return [later["at"] - earlier["closedAt"] for earlier, later in pairwise(sockets(page))]
+
+
+def off_the_backoff(page: Page, bases: list[int], slack_ms: int = 100) -> list[tuple[int, int]]:
+    """The (gap, base) pairs of page's reconnects that ±20% jitter does not explain."""
+    observed = retry_gaps(page)
+    assert len(observed) == len(bases), sockets(page)
+    pairs = zip(observed, bases, strict=True)
+    return [
+        (gap, base)
+        for gap, base in pairs
+        if not 0.8 * base - slack_ms <= gap <= 1.2 * base + slack_ms
+    ]
+
+
+def test_only_the_leader_opens_a_socket_and_closes_it_when_it_stops_leading(tabs: Tabs) -> None:
+    pages = tabs.open_many(3, WITH_SOCKET)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    wait_until_live(leader)
+    followers = [page for page in pages if page is not leader]
+
+    assert [socket["url"] for socket in sockets(leader)] == [SOCKET_URL]
+    assert [sockets(page) for page in followers] == [[], []]
+    assert len(tabs.feed.sockets) == 1
+
+    # The leader goes to the background: a visible tab takes the lead, and the socket.
+    set_visibility(leader, "hidden")
+    successor = wait_for_one_leader(tabs, pages, within_s=1, among=followers)
+    wait_until_live(successor)
+
+    [old] = sockets(leader)
+    assert old["closedAt"] is not None
+    assert [socket["closedAt"] for socket in sockets(successor)] == [None]
+    assert [len(sockets(page)) for page in pages] == [
+        1 if page in (leader, successor) else 0 for page in pages
+    ]
+    assert len(tabs.feed.sockets) == 2
+    assert tabs.errors == []
+
+
+def test_a_nudge_polls_once_at_once_and_nudges_during_a_poll_add_one_poll(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+    # Once up, it polls at once for what changed before the socket was there.
+    assert tabs.server.polls == [page]
+    now = page.evaluate("Date.now()")
+
+    announced = announcements(page)
+    tabs.feed.nudge('{"version": 1}')
+    wait_for_announcements(page, announced + 1)
+    assert len(tabs.server.polls) == 2
+
+    # Three nudges while a poll is in flight: one more poll right after it, not three.
+    tabs.server.holding = True
+    tabs.feed.nudge('{"version": 2}')
+    page.wait_for_function("harness.polls === 3", polling=20)
+    tabs.feed.nudge('{"version": 3}')
+    tabs.feed.nudge('{"version": 4}')
+    page.wait_for_function("harness.sockets[0].frames === 4", polling=20)
+    announced = announcements(page)
+    tabs.server.release()
+    wait_for_announcements(page, announced + 1)
+
+    assert len(tabs.server.polls) == 4
+    # Nudges are acted on without waiting for any timer: the clock never moved.
+    assert page.evaluate("Date.now()") == now
+    assert delays(page)[-1] == LONGEST_MS
+    assert tabs.errors == []
+
+
+def test_while_the_socket_is_up_only_safety_polls_at_the_longest_interval_and_no_pause(
+    tabs: Tabs,
+) -> None:
+    page = tabs.open(f"{NO_JITTER}&pollMaxAttempts=3&{WITH_SOCKET}")
+    wait_until_live(page)
+
+    tabs.advance(10 * 60_000)
+    page.evaluate("harness.coordination.noteAction()")
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    page.evaluate(SET_VISIBILITY, "visible")
+
+    # The ladder's first step was armed before the socket opened; then only safety polls,
+    # far more than pollMaxAttempts unchanged ones, and neither actions nor focus poll.
+    armed = delays(page)
+    assert armed[0] == 5000
+    assert set(armed[1:]) == {LONGEST_MS}
+    assert len(tabs.server.polls) == len(armed) - 1 >= 19
+    assert not scheduler_paused(page)
+    expect(page.locator("#next-poll")).not_to_have_text("paused")
+
+
+def test_when_the_socket_drops_polling_takes_the_ladder_at_once_and_reconnects_with_backoff(
+    tabs: Tabs,
+) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+    dropped_at = page.evaluate("Date.now()")
+
+    tabs.feed.accepting = False  # the server is down: every handshake fails
+    tabs.feed.drop()
+    page.wait_for_function("harness.schedules.at(-1).live === false", polling=20)
+    schedule = page.evaluate("harness.schedules.at(-1)")
+    assert (schedule["delayMs"], schedule["at"]) == (5000, dropped_at)
+
+    tabs.advance(20_000, step=100)
+
+    # Reconnects 1, 2, 4 and 8 s (±20%) after each close, while polling climbs the ladder.
+    assert off_the_backoff(page, [1000, 2000, 4000, 8000]) == []
+    assert [socket["code"] for socket in sockets(page)] == [1011, 1006, 1006, 1006, 1006]
+    assert delays(page)[-4:] == [5000, 6000, 7200, 8640]
+    assert len(tabs.server.polls) == 4
+
+    # The server is back: the next attempt (16 s after the last) puts the tab back live.
+    tabs.feed.accepting = True
+    tabs.advance_until(lambda: len(sockets(page)) == 6, limit_ms=20_000, step=100)
+    wait_until_live(page)
+    assert off_the_backoff(page, [1000, 2000, 4000, 8000, 16_000]) == []
+    # Up again, it polls at once for what it missed, then waits for nudges.
+    assert 0 <= page.evaluate("harness.polledAt.at(-1)") - sockets(page)[-1]["at"] <= 200
+    assert delays(page)[-1] == LONGEST_MS
+
+
+def test_backoff_starts_again_after_a_socket_that_stayed_up(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+
+    def drop_and_reconnect() -> None:
+        count = len(sockets(page)) + 1
+        tabs.feed.drop()
+        tabs.advance_until(lambda: len(sockets(page)) == count, limit_ms=3000, step=100)
+        wait_until_live(page)
+
+    # Dropped right after opening: 1 s, then 2 s; after 15 s up, 1 s again.
+    drop_and_reconnect()
+    drop_and_reconnect()
+    tabs.advance(15_000)
+    drop_and_reconnect()
+
+    assert off_the_backoff(page, [1000, 2000, 1000]) == []
+
+
+def test_too_many_sockets_waits_longest_and_a_refusal_ends_the_attempts(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+
+    tabs.feed.drop(code=4429)
+    tabs.advance_until(lambda: len(sockets(page)) == 2, limit_ms=40_000)
+    wait_until_live(page)
+    assert off_the_backoff(page, [30_000], slack_ms=STEP_MS) == []
+
+    # A forged origin will not be mended by trying again: the tab only polls from now on.
+    armed = len(delays(page))
+    tabs.feed.drop(code=4403)
+    tabs.advance(5 * 60_000, step=1000)
+    assert len(sockets(page)) == 2
+    assert delays(page)[armed : armed + 6] == LADDER[:6]
+    assert len(delays(page)) > armed + 10
+
+
+def test_malformed_frames_are_ignored(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+    polls = len(tabs.server.polls)
+
+    for frame in MALFORMED_FRAMES:
+        tabs.feed.nudge(frame)
+    # A real nudge after them: had any of them polled, this one would poll a second time.
+    announced = announcements(page)
+    tabs.feed.nudge('{"version": 9, "more": "ignored"}')
+    page.wait_for_function(f"harness.sockets[0].frames === {len(MALFORMED_FRAMES) + 1}")
+    wait_for_announcements(page, announced + 1)
+
+    assert len(tabs.server.polls) == polls + 1
+    assert page.evaluate("harness.coordination.scheduler.live") is True
+    assert tabs.errors == []
+
+
+def test_pausing_closes_the_socket_and_stops_polling_until_resumed(tabs: Tabs) -> None:
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+    wait_until_live(page)
+    polls = len(tabs.server.polls)
+
+    page.evaluate("harness.coordination.pause()")
+    tabs.advance(5 * 60_000, step=5000)
+
+    assert sockets(page)[0]["closedAt"] is not None
+    assert len(sockets(page)) == 1
+    assert len(tabs.server.polls) == polls
+    page.evaluate("harness.coordination.resume()")
+    wait_until_live(page)
+    assert len(sockets(page)) == 2
+    assert len(tabs.server.polls) > polls
+
+
+def test_without_websocket_the_leader_polls_on_the_ladder_as_before(
+    make_tabs: Callable[..., Tabs],
+) -> None:
+    tabs = make_tabs(init_script=NO_WEBSOCKET)
+    page = tabs.open(f"{NO_JITTER}&{WITH_SOCKET}")
+
+    tabs.advance_until_rescheduled(page, times=3)
+
+    assert role(page) == "leader"
+    assert delays(page) == [5000, 5000, 6000, 7200]
+    assert tabs.server.polls == [page] * 3
+    assert tabs.feed.sockets == []
+    assert page.evaluate("harness.coordination.socket") is None
     assert tabs.errors == []

@@ -1,12 +1,16 @@
 // The cross-tab coordinator: ties the lease (lease.js), the messages between tabs
-// (messages.js) and the poll scheduler (scheduler.js) together, so that the leader
-// tab alone polls and every tab gets each result. The page learns what happens
-// through the callbacks it passes (onResult, onRoleChange, onSchedule, onError);
-// this module never writes to the DOM.
+// (messages.js), the poll scheduler (scheduler.js) and the nudge socket
+// (socket.js) together, so that the leader tab alone polls and holds a socket,
+// and every tab gets each result. The leader opens the socket when it starts to
+// lead and closes it when it stops (a hand-over, pagehide, stop, the user's
+// pause); followers open none. Without WebSocket or a socket URL the leader only
+// polls. The page learns what happens through the callbacks it passes
+// (onResult, onRoleChange, onSchedule, onError); this module never writes to the DOM.
 
 import { LEADER, LeaderElection, isVisible } from "./lease.js";
 import { Messages } from "./messages.js";
 import { PollScheduler } from "./scheduler.js";
+import { NudgeSocket, socketAddress, socketSupported } from "./socket.js";
 import { Records } from "./storage.js";
 
 // data-* attribute (as a dataset key) -> option name and how to read its value.
@@ -19,6 +23,7 @@ const DATASET_OPTIONS = {
   pollJitter: ["jitter", Number],
   pollMaxAttempts: ["maxAttempts", Number],
   pollTimeoutMs: ["pollTimeoutMs", Number],
+  socketUrl: ["socketUrl", String],
 };
 
 /** Read the coordinator's options from data-* attributes (module scripts have no currentScript). */
@@ -54,10 +59,12 @@ export function startTabs({
   heartbeatMs,
   timeoutMs,
   hiddenTimeoutMs,
+  socketUrl,
   ...pollOptions
 }) {
   const records = new Records(namespace);
   let pollAtOnceWhenLeading = false;
+  let paused = false;
   const scheduler = new PollScheduler({
     ...pollOptions,
     poll,
@@ -67,14 +74,15 @@ export function startTabs({
     isAnyTabVisible: isVisible,
     onResult: (html) => messages.broadcast(html),
   });
+  const socket = nudgeSocket(socketUrl, scheduler);
   const lease = new LeaderElection({
     records,
     heartbeatMs,
     timeoutMs,
     hiddenTimeoutMs,
     onRoleChange(role) {
-      if (role === LEADER) scheduler.start({ atOnce: pollAtOnceWhenLeading });
-      else scheduler.stop();
+      if (role === LEADER) startLeading({ atOnce: pollAtOnceWhenLeading });
+      else stopLeading();
       pollAtOnceWhenLeading = false;
       onRoleChange(role);
     },
@@ -85,6 +93,30 @@ export function startTabs({
     onBroadcast: onResult,
     onSignal: (kind) => followSignal(scheduler, kind),
   });
+
+  // A tab the user paused stays quiet even when the lead falls to it.
+  function startLeading({ atOnce }) {
+    if (paused) return;
+    scheduler.start({ atOnce });
+    socket?.start();
+  }
+
+  function stopLeading() {
+    socket?.stop();
+    scheduler.stop();
+  }
+
+  /** The user's pause: no poll, no socket, in this tab, until resume(). */
+  function pause() {
+    paused = true;
+    stopLeading();
+  }
+
+  /** Undo pause(); a leader polls at once. */
+  function resume() {
+    paused = false;
+    if (lease.isLeader) startLeading({ atOnce: true });
+  }
 
   // A tab that becomes visible polls at once: through the leader, or by taking the lead.
   function wake() {
@@ -108,7 +140,7 @@ export function startTabs({
   function stop() {
     document.removeEventListener("visibilitychange", onVisibilityChange);
     window.removeEventListener("focus", onFocus);
-    scheduler.stop();
+    stopLeading();
     messages.stop();
     lease.stop();
   }
@@ -119,7 +151,18 @@ export function startTabs({
     messages.forget();
   }
 
-  return { lease, messages, scheduler, wake, noteAction, stop, clear };
+  return { lease, messages, scheduler, socket, wake, noteAction, pause, resume, stop, clear };
+}
+
+/** The leader's socket to the change feed, steering `scheduler`; null where there is none. */
+function nudgeSocket(path, scheduler) {
+  if (!path || !socketSupported()) return null;
+  return new NudgeSocket({
+    url: socketAddress(path),
+    onUp: () => scheduler.setLive(true),
+    onDown: () => scheduler.setLive(false),
+    onNudge: () => scheduler.nudge(),
+  });
 }
 
 function followSignal(scheduler, kind) {

@@ -1,10 +1,12 @@
 // The dashboard page: the wiring that writes the DOM. One leader tab polls the
-// live region and broadcasts it (coordinator.js); every tab swaps it in, counts
-// down retry timers and shows its role and when it polls next.
+// live region (on the server's nudges while its socket is up) and broadcasts it
+// (coordinator.js); every tab swaps it in, counts down retry timers and shows
+// its role and when it polls next.
 import { optionsFromDataset, startTabs } from "./coordinator.js";
 import { sanitizeLiveRegion } from "./sanitize.js";
 
 const CONTENT_HEADER = "X-Coordhub-Content";
+const LIVE_STATUS = "Live: changes arrive as they happen.";
 const STATE_HEADER = "X-Coordhub-State";
 
 const body = document.body;
@@ -72,14 +74,21 @@ function showRole(role) {
   document.getElementById("tab-role").textContent = role;
 }
 
-function showSchedule({ nextPollAt, paused }) {
+function showSchedule(schedule) {
   const status = document.getElementById("poll-status");
-  if (pausedByUser) status.textContent = "Polling paused.";
-  else if (paused) status.textContent = "Polling paused after no change; click or focus to resume.";
-  else if (handle?.lease.isLeader && nextPollAt) {
-    const seconds = Math.max(0, Math.round((nextPollAt - Date.now()) / 1000));
-    status.textContent = `Next poll in ${seconds} s.`;
-  } else status.textContent = "Updates arrive from the leader tab.";
+  const text = scheduleText(schedule);
+  // The footer is a live region: rewriting the same words would announce them again.
+  if (status.textContent !== text) status.textContent = text;
+}
+
+function scheduleText({ nextPollAt, paused, live }) {
+  if (pausedByUser) return "Polling paused.";
+  if (paused) return "Polling paused after no change; click or focus to resume.";
+  if (!handle?.lease.isLeader) return "Updates arrive from the leader tab.";
+  if (live) return LIVE_STATUS;
+  if (!nextPollAt) return "Updates arrive from the leader tab.";
+  const seconds = Math.max(0, Math.round((nextPollAt - Date.now()) / 1000));
+  return `Next poll in ${seconds} s.`;
 }
 
 function startCountdowns(root) {
@@ -95,18 +104,14 @@ function startCountdowns(root) {
 }
 
 let pausedByUser = false;
-let lastSchedule = { nextPollAt: null, paused: false };
+let lastSchedule = { nextPollAt: null, paused: false, live: false };
 // Assigned once startTabs returns; its callbacks may run before that.
 let handle = null;
 handle = startTabs({
   ...options,
   poll,
   onResult: paint,
-  onRoleChange(role) {
-    showRole(role);
-    // A tab the user paused stays quiet even when the lead falls to it.
-    if (pausedByUser && role === "leader") handle?.scheduler.stop();
-  },
+  onRoleChange: showRole,
   onSchedule(schedule) {
     lastSchedule = schedule;
     showSchedule(schedule);
@@ -132,8 +137,9 @@ document.addEventListener("click", (event) => {
 document.getElementById("poll-toggle").addEventListener("click", (event) => {
   pausedByUser = !pausedByUser;
   event.target.textContent = pausedByUser ? "Resume" : "Pause";
-  if (pausedByUser) handle.scheduler.stop();
-  else if (handle.lease.isLeader) handle.scheduler.start({ atOnce: true });
+  // Paused, the tab neither polls nor holds a socket, even when the lead falls to it.
+  if (pausedByUser) handle.pause();
+  else handle.resume();
   showSchedule(lastSchedule);
 });
 

@@ -4,6 +4,12 @@
 // pauses after maxAttempts unchanged polls until a user action or focus. A change
 // of state or a user action starts the ladder again. It knows nothing of tabs or
 // storage: the coordinator says whether this tab may poll and takes the results.
+//
+// Push mode (`live`): while the nudge socket is up (socket.js), the leader polls
+// on each nudge and otherwise only a safety poll at the longest interval, never
+// stepping the ladder and never pausing, so a tab left alone for hours still
+// shows an operation's end. A nudge during a poll asks for one more poll right
+// after it. When the socket drops, polling goes back to the first ladder step.
 
 const POLL_DEFAULTS = Object.freeze({
   jitter: 0.1,
@@ -22,6 +28,7 @@ export class PollScheduler {
   #timer = null;
   #running = false;
   #inFlight = false;
+  #pollAgain = false;
 
   constructor({
     poll,
@@ -53,6 +60,7 @@ export class PollScheduler {
     this.intervalMs = ladderMs[0];
     this.unchangedPolls = 0;
     this.paused = false;
+    this.live = false;
     this.nextPollAt = null;
   }
 
@@ -65,20 +73,25 @@ export class PollScheduler {
 
   stop() {
     this.#running = false;
+    // Whoever owns the socket closes it with this scheduler; the next start is on the ladder.
+    this.live = false;
+    this.#pollAgain = false;
     clearTimeout(this.#timer);
     this.#timer = null;
     this.nextPollAt = null;
     this.#announce();
   }
 
-  /** A user action: back to the first step, resuming if paused. */
+  /** A user action: back to the first step, resuming if paused (nudges carry news while live). */
   noteAction() {
+    if (this.live) return;
     this.#reset();
     if (this.#running && !this.#inFlight) this.#scheduleNextPoll();
   }
 
-  /** A tab became visible: back to the first step and poll at once. */
+  /** A tab became visible: back to the first step and poll at once (not needed while live). */
   wake() {
+    if (this.live) return;
     this.#reset();
     if (this.#running && !this.#inFlight) this.#scheduleNextPoll(0);
   }
@@ -86,6 +99,32 @@ export class PollScheduler {
   /** A tab regained focus: poll at once if polling had paused. */
   resumeIfPaused() {
     if (this.paused) this.wake();
+  }
+
+  /** The nudge socket went up (push mode) or down (the ladder, from its first step, at once). */
+  setLive(up) {
+    if (up === this.live) return;
+    this.live = up;
+    this.#reset();
+    if (!this.#running) return;
+    // Up: fetch what changed while the socket was down, then wait for nudges.
+    if (up) this.#pollNow();
+    else if (!this.#inFlight) this.#scheduleNextPoll();
+  }
+
+  /** The server says something changed: poll now, or once more right after the poll in flight. */
+  nudge() {
+    if (this.#running) this.#pollNow();
+  }
+
+  // Without a timer: a nudge is acted on at once, even where timers are throttled.
+  #pollNow() {
+    if (this.#inFlight) {
+      this.#pollAgain = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    void this.#pollOnce();
   }
 
   /** Arm the timer for the next poll and tell the page when it will be. */
@@ -110,8 +149,9 @@ export class PollScheduler {
 
   #delayMs() {
     const { ladderMs, jitter, isAnyTabVisible } = this.#options;
-    // Nobody is looking: poll as rarely as allowed until a tab becomes visible.
-    const base = isAnyTabVisible() ? this.intervalMs : ladderMs.at(-1);
+    // Live, the poll is a safety net. Nobody looking: poll as rarely as allowed until a
+    // tab becomes visible.
+    const base = this.live || !isAnyTabVisible() ? ladderMs.at(-1) : this.intervalMs;
     return withJitter(base, jitter);
   }
 
@@ -127,6 +167,8 @@ export class PollScheduler {
     // Leadership lost since the timer was armed: the role change stops this scheduler.
     if (!this.#running || !this.#options.canPoll()) return;
     this.#inFlight = true;
+    // Only polls on the ladder step it; one that began or ended live does not.
+    const onLadder = !this.live;
     let changed = false;
     try {
       const result = await this.#pollWithTimeout();
@@ -143,8 +185,11 @@ export class PollScheduler {
       this.#inFlight = false;
     }
     if (!this.#running) return;
-    this.#recordResult(changed);
-    if (this.paused) this.#announce();
+    if (onLadder && !this.live) this.#recordResult(changed);
+    if (this.#pollAgain) {
+      this.#pollAgain = false;
+      void this.#pollOnce();
+    } else if (this.paused) this.#announce();
     else this.#scheduleNextPoll();
   }
 
@@ -164,7 +209,7 @@ export class PollScheduler {
   }
 
   #announce(delayMs = null) {
-    const { nextPollAt, intervalMs, paused, unchangedPolls } = this;
-    this.#options.onSchedule({ nextPollAt, delayMs, intervalMs, paused, unchangedPolls });
+    const { nextPollAt, intervalMs, paused, unchangedPolls, live } = this;
+    this.#options.onSchedule({ nextPollAt, delayMs, intervalMs, paused, unchangedPolls, live });
   }
 }
