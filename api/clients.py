@@ -43,11 +43,17 @@ def client_address(request: HttpRequest) -> str:
     falling back to the proxy's own address would put every such stranger on
     the proxy's budget, and the raw value does not belong in a cache key.
     """
-    address = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"
+    return address_behind_proxies(
+        request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", "")
+    )
+
+
+def address_behind_proxies(peer: str, forwarded: str) -> str:
+    """The client's address from the direct `peer` and the X-Forwarded-For it sent."""
+    address = peer or "0.0.0.0"
     networks = trusted_networks(settings.COORDHUB.trusted_proxies)
     if not networks or not is_trusted(address, networks):
         return address
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     for hop in reversed([hop.strip() for hop in forwarded.split(",") if hop.strip()]):
         hop_address = without_port(hop)
         if not is_trusted(hop_address, networks):

@@ -16,6 +16,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from api import limits
+from api.holds import recheck_of
 from operations.exceptions import (
     AuthenticationRequired,
     CsrfFailed,
@@ -137,10 +138,15 @@ def count_start_attempt(request: HttpRequest) -> None:
 
 
 def read_limited(view: Callable) -> Callable:
-    """Count a read against the client's read budget; a failed cache never blocks reads."""
+    """Count a read against the client's read budget; a failed cache never blocks reads.
+
+    A held request's rechecks (`api.holds`) are part of the read it began as.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if recheck_of(request) is not None:
+            return view(request, *args, **kwargs)
         try:
             usage = limits.spend(request, limits.READ)
         except RateLimitUnavailable:

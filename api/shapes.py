@@ -7,12 +7,16 @@ result and error. The engine stores; this module decides what an answer carries.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 from django.urls import reverse
 
 from api.clients import may_control
 from operations.kinds import shown_result
-from operations.models import Operation, iso
+from operations.models import Operation, Status, iso
 
 PRIVATE_FIELDS = ("params", "result", "error")
 
@@ -51,3 +55,31 @@ def operation_summary(request: HttpRequest, operation: Operation) -> dict[str, o
         "details_visible": may_control(request, operation),
         "url": reverse("operation", args=[operation.id]),
     }
+
+
+def etag_of(body: dict[str, object]) -> str:
+    """A strong ETag for an answer's JSON body: it changes with anything the answer shows."""
+    encoded = json.dumps(body, sort_keys=True, cls=DjangoJSONEncoder).encode()
+    return '"' + hashlib.blake2b(encoded, digest_size=12).hexdigest() + '"'
+
+
+def templates_answer(request: HttpRequest, operation: Operation) -> dict[str, object]:
+    """An ended start as the templates' protected-operation endpoint answered it."""
+    shown = operation_json(request, operation)
+    answer: dict[str, object] = {
+        "operation_id": str(operation.id),
+        "status": operation.status,
+        "result": None,
+        "timestamp": iso(operation.finished_at),
+    }
+    if operation.status == Status.COMPLETED and shown["details_visible"]:
+        ran_for = (operation.finished_at - operation.started_at).total_seconds()
+        data = (shown["result"] or {}).get("processed_data", {})
+        answer["result"] = {
+            "processed_data": data,
+            "processing_time": round(ran_for, 3),
+            "status": "success",
+        }
+    elif shown["error"]:
+        answer["error"] = shown["error"]
+    return answer

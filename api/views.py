@@ -1,15 +1,24 @@
-"""The JSON API: start, list, show and cancel operations, and the templates' start endpoints."""
+"""The JSON API: start, list, show and cancel operations, and the templates' start endpoints.
+
+Showing an operation may wait for it to change (`?wait=N` with `If-None-Match`),
+and a start may wait for it to end (`Prefer: wait=N`; the templates' endpoints
+always do, up to TEMPLATES_WAIT_SECONDS). Waiting is done by the ASGI layer
+(`api.holds`); under WSGI these answer at once.
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.urls import reverse
+from django.utils.http import parse_etags
 
 from api.bodies import json_object
-from api.clients import may_control
+from api.clients import client_key, may_control
 from api.errors import with_usage
+from api.holds import Mode, can_hold, hold, preferred_wait, recheck_of, wait_seconds
 from api.pipeline import (
     allow_methods,
     csrf_for_sessions,
@@ -17,10 +26,17 @@ from api.pipeline import (
     signed_in,
     start_attempts_limited,
 )
-from api.shapes import PRIVATE_FIELDS, operation_json, operation_summary
+from api.shapes import (
+    PRIVATE_FIELDS,
+    etag_of,
+    operation_json,
+    operation_summary,
+    templates_answer,
+)
 from api.starts import start_operation
 from operations.cancellation import cancel
 from operations.exceptions import Forbidden, InvalidRequest, NotFound
+from operations.feed import process_feed
 from operations.models import Operation
 
 RECENT_OPERATIONS = 50
@@ -42,14 +58,37 @@ def operations(request: HttpRequest) -> HttpResponse:
         raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; send kind and params.")
     if "kind" not in body:
         raise InvalidRequest("The body needs a 'kind', e.g. 'simulated'.")
-    return started(request, body["kind"], body.get("params", {}))
+    wait = preferred_wait(request) if can_hold(request) else 0
+    response = started(request, body["kind"], body.get("params", {}), wait, "finished")
+    if wait:
+        response["Preference-Applied"] = f"wait={wait}"
+    return response
 
 
-def started(request: HttpRequest, kind: object, params: object) -> HttpResponse:
-    """Start the operation and answer 202 with it and where to watch it."""
+def started(
+    request: HttpRequest, kind: object, params: object, wait: int = 0, mode: Mode = "finished"
+) -> HttpResponse:
+    """Start the operation and answer 202 with it and where to watch it.
+
+    With `wait`, the 202 is held until the operation ends (then `mode` answers).
+    """
+    seen_version = process_feed().current_version() if wait else 0
     start = start_operation(request, kind, params)
-    response = JsonResponse(operation_json(request, start.operation), status=202)
-    response["Location"] = reverse("operation", args=[start.operation.id])
+    operation = start.operation
+    body = operation_json(request, operation)
+    response = JsonResponse(body, status=202, headers={"ETag": etag_of(body)})
+    response["Location"] = reverse("operation", args=[operation.id])
+    if wait:
+        hold(
+            response,
+            request,
+            operation_id=operation.id,
+            seconds=wait,
+            seen_version=seen_version,
+            recheck_path=response["Location"],
+            mode=mode,
+            client_key=operation.client_key,
+        )
     return with_usage(response, start.usage)
 
 
@@ -65,8 +104,60 @@ def list_operations(request: HttpRequest) -> HttpResponse:
 @signed_in
 @read_limited
 def operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
-    """Show one operation; its params, result and error to its owner and staff only."""
-    return JsonResponse(operation_json(request, find(operation_id)))
+    """Show one operation; its params, result and error to its owner and staff only.
+
+    With `If-None-Match` naming what the client shows, answer 304; with `?wait=N`,
+    only after N seconds, or at once when the operation changes before.
+    """
+    recheck = recheck_of(request)
+    wait = wait_seconds(request.GET.get("wait"), name="wait")
+    holding = can_hold(request) and bool(wait or recheck)
+    seen_version = process_feed().current_version() if holding else 0
+    found = find(operation_id)
+    if recheck and recheck["mode"] != "changed":
+        return answer_when_ended(request, found, recheck["mode"], seen_version)
+    body = operation_json(request, found)
+    etag = etag_of(body)
+    if etag not in parse_etags(request.headers.get("If-None-Match", "")):
+        return JsonResponse(body, headers={"ETag": etag})
+    response = HttpResponseNotModified(headers={"ETag": etag})
+    if holding:
+        hold_for(response, request, found, seen_version, "changed", wait)
+    return response
+
+
+def answer_when_ended(
+    request: HttpRequest, found: Operation, mode: Mode, seen_version: int
+) -> HttpResponse:
+    """A held start's recheck: the finished operation, or hold on until it ends."""
+    if not found.is_finished:
+        return hold_for(HttpResponse(status=202), request, found, seen_version, mode)
+    if mode == "templates":
+        return JsonResponse(templates_answer(request, found))
+    body = operation_json(request, found)
+    response = JsonResponse(body, headers={"ETag": etag_of(body)})
+    response["Preference-Applied"] = f"wait={preferred_wait(request)}"
+    return response
+
+
+def hold_for(
+    response: HttpResponse,
+    request: HttpRequest,
+    found: Operation,
+    seen_version: int,
+    mode: Mode,
+    seconds: int = 0,
+) -> HttpResponse:
+    return hold(
+        response,
+        request,
+        operation_id=found.id,
+        seconds=seconds,
+        seen_version=seen_version,
+        recheck_path=request.path,
+        mode=mode,
+        client_key=client_key(request),
+    )
 
 
 @allow_methods("POST")
@@ -77,7 +168,8 @@ def cancel_operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpRespo
     found = find(operation_id)
     if not may_control(request, found):
         raise Forbidden("Only the client that started an operation may cancel it.")
-    return JsonResponse(operation_json(request, cancel(found)))
+    body = operation_json(request, cancel(found))
+    return JsonResponse(body, headers={"ETag": etag_of(body)})
 
 
 def find(operation_id: uuid.UUID) -> Operation:
@@ -95,7 +187,11 @@ def templates_start(request: HttpRequest) -> HttpResponse:
     """The templates' protected-operation and resource-intensive-operation endpoints.
 
     Any JSON object starts a 2-second simulated operation carrying it, under the
-    same limits as every start.
+    same limits as every start, and answers as the templates did once it is done:
+    200 with the templates' shape, or 202 if it has not ended in TEMPLATES_WAIT_SECONDS
+    (a busy or missing worker).
     """
     body = json_object(request)
-    return started(request, "simulated", {"duration": SEED_DURATION_SECONDS, "data": body})
+    params = {"duration": SEED_DURATION_SECONDS, "data": body}
+    wait = settings.COORDHUB.templates_wait_seconds if can_hold(request) else 0
+    return started(request, "simulated", params, wait, "templates")

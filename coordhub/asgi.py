@@ -1,4 +1,11 @@
-"""ASGI entry point (daphne, uvicorn): HTTP to Django, WebSockets refused, lifespan answered."""
+"""ASGI entry point (daphne, uvicorn): HTTP to Django, the live socket to its consumer.
+
+HTTP goes through the holding layer (`coordhub.holding`), which keeps waiting API
+calls without a thread. WebSockets pass Django's allowed hosts and a same-origin
+check, then session authentication; `/ws/live/` is the leader tab's nudge channel
+and any other path is refused (closed with 4404 before the handshake completes).
+Lifespan events are answered: coordhub needs neither startup nor shutdown work.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +16,22 @@ from typing import Any
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coordhub.settings")
+django_application = get_asgi_application()
+
+# Imported once Django is set up: they use its models and settings.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from coordhub.holding import HoldingApplication  # noqa: E402
+from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# No path serves WebSockets yet; 4404 is "not found" in the 4000-4999 range ASGI leaves to us.
-NO_WEBSOCKET_HERE = 4404
 
-django_application = get_asgi_application()
-
-
-async def application(scope: Message, receive: Receive, send: Send) -> None:
-    """Hand HTTP to Django; refuse every WebSocket; answer lifespan events."""
-    if scope["type"] == "websocket":
-        await refuse_websocket(receive, send)
-    elif scope["type"] == "lifespan":
-        await answer_lifespan(receive, send)
-    else:
-        # Django's own handler refuses any other type with ValueError, logged as an ERROR.
-        await django_application(scope, receive, send)
-
-
-async def refuse_websocket(receive: Receive, send: Send) -> None:
-    """Close the connection before accepting it: the server answers the handshake 403."""
-    message = await receive()
-    if message["type"] == "websocket.connect":
-        await send({"type": "websocket.close", "code": NO_WEBSOCKET_HERE})
-
-
-async def answer_lifespan(receive: Receive, send: Send) -> None:
+async def answer_lifespan(scope: Message, receive: Receive, send: Send) -> None:
     """Say startup and shutdown complete; coordhub needs neither (uvicorn sends them)."""
     while True:
         message = await receive()
@@ -47,3 +40,14 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": HoldingApplication(django_application),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+        "lifespan": answer_lifespan,
+    }
+)

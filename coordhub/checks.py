@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-from coordhub.config import Config, Problem, parse_networks, setting_fields
+from coordhub.config import MAX_WAIT_SECONDS, Config, Problem, parse_networks, setting_fields
 
 # Slot.number is a PositiveSmallIntegerField: 32767 on PostgreSQL.
 MOST_SLOTS = 32767
@@ -67,6 +67,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 f"its rows with small integers, so at most {MOST_SLOTS} slots can exist.",
                 hint=f"Set MAX_CONCURRENT_OPERATIONS to {MOST_SLOTS} or less.",
                 id="coordhub.E011",
+            )
+        )
+    if not 0 <= config.templates_wait_seconds <= MAX_WAIT_SECONDS:
+        found.append(
+            checks.Error(
+                f"{described(config, 'templates_wait_seconds')}; a held request waits "
+                f"0 to {MAX_WAIT_SECONDS} seconds.",
+                hint=f"Set TEMPLATES_WAIT_SECONDS between 0 and {MAX_WAIT_SECONDS}.",
+                id="coordhub.E014",
             )
         )
     if config.poll_multiplier <= 1.0:

@@ -18,6 +18,9 @@ from typing import Any
 from coordhub.coercion import SETTING_TYPES, coerce
 from coordhub.profiles import COMMON_DEFAULTS, DEFAULT_PROFILE, PROFILE_DEFAULTS, PROFILES
 
+# A request held for a change (api.holds) waits at most this long.
+MAX_WAIT_SECONDS = 60
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PROFILE_VARIABLES = ("COORDHUB_ENV", "ENVIRONMENT", "ENV")
@@ -67,6 +70,11 @@ class Config:
     )
     operation_retention_days: int = setting(
         "OPERATION_RETENTION_DAYS", "Days finished operations are kept before pruning."
+    )
+    templates_wait_seconds: int = setting(
+        "TEMPLATES_WAIT_SECONDS",
+        "Seconds the templates' start endpoints wait for their operation to end before "
+        "answering 202 instead of 200 (0 to 60; 0 answers 202 at once).",
     )
     poll_initial_interval_ms: int = setting(
         "POLL_INITIAL_INTERVAL_MS", "Dashboard poll interval after a change of state."

@@ -18,6 +18,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "slot_lease_seconds": 30,
     "operation_timeout_seconds": 7200,
     "operation_retention_days": 30,
+    "templates_wait_seconds": 10,
     "poll_initial_interval_ms": 5000,
     "poll_max_interval_ms": 30000,
     "poll_multiplier": 1.2,

@@ -67,6 +67,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
         READ_REQUESTS_PER_MINUTE=GENEROUS,
         START_ATTEMPTS_PER_MINUTE=GENEROUS,
         MAX_CONCURRENT_OPERATIONS="2",
+        # The templates' starts answer at once (202): waiting has tests of its own.
+        TEMPLATES_WAIT_SECONDS="0",
     ).start()
     try:
         yield Fuzzed(server, directory / "db.sqlite3")

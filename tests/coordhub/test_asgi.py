@@ -1,4 +1,4 @@
-"""The ASGI entry point: HTTP to Django, every WebSocket refused at once, lifespan answered."""
+"""The ASGI entry point: HTTP to Django, unknown WebSocket paths refused, lifespan answered."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 
 from asgiref.testing import ApplicationCommunicator
 
-from coordhub.asgi import NO_WEBSOCKET_HERE, application
+from coordhub.asgi import application
+from dashboard.consumers import NO_SUCH_SOCKET
 from tests.live import LiveServer
 
 WEBSOCKET_SCOPE = {
@@ -18,7 +19,7 @@ WEBSOCKET_SCOPE = {
     "path": "/ws/anything",
     "raw_path": b"/ws/anything",
     "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1")],
+    "headers": [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")],
     "client": ("127.0.0.1", 50000),
     "server": ("127.0.0.1", 8000),
     "subprotocols": [],
@@ -37,7 +38,7 @@ HANDSHAKE = (
 )
 
 
-def test_a_websocket_is_closed_before_it_is_accepted():
+def test_a_websocket_to_an_unknown_path_is_closed_before_it_is_accepted():
     asyncio.run(websocket_is_closed())
 
 
@@ -51,7 +52,7 @@ async def websocket_is_closed() -> None:
 
     answer = await communicator.receive_output(timeout=5)
 
-    assert answer == {"type": "websocket.close", "code": NO_WEBSOCKET_HERE}
+    assert answer == {"type": "websocket.close", "code": NO_SUCH_SOCKET}
     await communicator.wait(timeout=5)  # the application has returned: nothing left running
 
 
@@ -81,7 +82,7 @@ def status_line(port: int, request: str) -> str:
     return answer.split(b"\r\n", 1)[0].decode()
 
 
-def test_a_websocket_handshake_to_daphne_is_refused_without_an_error_logged(tmp_path):
+def test_a_websocket_handshake_to_an_unknown_path_is_refused_without_an_error_logged(tmp_path):
     server = LiveServer(tmp_path).start()
     try:
         logged_before = len(server.output())  # readiness polls may log a 503 before the worker

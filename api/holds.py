@@ -1,0 +1,131 @@
+"""Held answers: a view says "answer when this operation changes", and the ASGI layer waits.
+
+A waiting API call must hold no thread and no database connection while it
+waits, but Django's views are synchronous and its middleware runs in a thread.
+So a view that would wait answers at once with what it would say at the end of
+the wait (a 304, a 202) and a `Hold` in an internal response header. The ASGI
+layer (`coordhub.holding`) strips the header, waits on the process's change feed
+with neither thread nor connection, and on a change asks Django again: a GET of
+`recheck_path` marked as a recheck in the ASGI scope (a client cannot send one),
+which answers for good or holds again until the same deadline. The views keep
+every rule (who may see what, ETags) in one place; the holding layer knows none.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from django.http import HttpRequest, HttpResponse
+
+from coordhub.config import MAX_WAIT_SECONDS
+from operations.exceptions import InvalidRequest
+
+HOLD_HEADER = "X-Coordhub-Hold"
+# Set in the ASGI scope by the holding layer, never from a request: a client cannot forge them.
+CAN_HOLD = "coordhub.can_hold"
+RECHECK = "coordhub.recheck"
+# Held requests of one client in one web process; past it a wait is refused (429).
+MAX_HELD_PER_CLIENT = 20
+
+Mode = Literal["changed", "finished", "templates"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    operation_id: str
+    until: float  # time.monotonic() of this process
+    seen_version: int  # the change feed's version before the view read the operation
+    recheck_path: str
+    mode: Mode  # what the recheck answers: any change, the end, the templates' end
+    client_key: str
+
+    def header(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_header(cls, value: str) -> Hold:
+        return cls(**json.loads(value))
+
+
+def can_hold(request: HttpRequest) -> bool:
+    """Whether this request came through the holding layer (ASGI) and may be held."""
+    return bool(getattr(request, "scope", {}).get(CAN_HOLD))
+
+
+def recheck_of(request: HttpRequest) -> dict | None:
+    """The recheck this request is ({"mode", "until"}), or None for a client's own request."""
+    return getattr(request, "scope", {}).get(RECHECK)
+
+
+def hold(
+    response: HttpResponse,
+    request: HttpRequest,
+    *,
+    operation_id: uuid.UUID,
+    seconds: float,
+    seen_version: int,
+    recheck_path: str,
+    mode: Mode,
+    client_key: str,
+) -> HttpResponse:
+    """Mark `response` as the answer to give after `seconds` if nothing changes before."""
+    recheck = recheck_of(request)
+    until = recheck["until"] if recheck else time.monotonic() + seconds
+    held = Hold(str(operation_id), until, seen_version, recheck_path, mode, client_key)
+    response[HOLD_HEADER] = held.header()
+    return response
+
+
+def wait_seconds(text: str | None, *, name: str) -> int:
+    """Read a wait of 0 to MAX_WAIT_SECONDS whole seconds; None or "" is 0."""
+    if text is None or text == "":
+        return 0
+    if not text.isdigit() or int(text) > MAX_WAIT_SECONDS:
+        raise InvalidRequest(
+            f"{name} must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, not {text!r}."
+        )
+    return int(text)
+
+
+def preferred_wait(request: HttpRequest) -> int:
+    """The `wait` of an RFC 7240 `Prefer` header, capped at MAX_WAIT_SECONDS; 0 if none.
+
+    A preference is a hint: one the server cannot read is ignored, not refused.
+    """
+    for header in request.headers.get("Prefer", "").split(","):
+        name, _, value = header.split(";")[0].strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().strip('"').isdigit():
+            return min(int(value.strip().strip('"')), MAX_WAIT_SECONDS)
+    return 0
+
+
+class PerClientBound:
+    """How many of something (held requests, sockets) each client has open in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def reserve(self, client_key: str) -> bool:
+        with self._lock:
+            if self._held[client_key] >= self.limit:
+                return False
+            self._held[client_key] += 1
+            return True
+
+    def release(self, client_key: str) -> None:
+        with self._lock:
+            self._held[client_key] -= 1
+            if self._held[client_key] <= 0:
+                del self._held[client_key]
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._held.values())

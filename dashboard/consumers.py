@@ -1,0 +1,141 @@
+"""The leader tab's nudge channel: a WebSocket that says "something changed", never what.
+
+Only the leader tab opens one. Each change in the process's feed sends the
+feed's version; the tab then fetches the live fragment as it would on a poll,
+so what it may see is decided by the views alone. Changes of state go out at
+once, progress at most about once a second. A socket costs the database nothing
+after its handshake: the feed listens once per process, whatever the number of
+sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from api.clients import address_behind_proxies, address_key
+from api.holds import PerClientBound
+from operations.feed import Change, process_feed
+
+# Close codes in the 4000-4999 range ASGI leaves to applications (before the
+# handshake completes the browser sees 1006; the code is for logs and tests).
+SIGN_IN_REQUIRED = 4401
+FOREIGN_ORIGIN = 4403
+NO_SUCH_SOCKET = 4404
+TOO_MANY_SOCKETS = 4429
+# Open sockets of one client in one web process: a leader tab per browser needs one.
+MAX_SOCKETS_PER_CLIENT = 8
+PROGRESS_NUDGE_SECONDS = 1.0
+# A commit reaches the feed as several changes (the operation, its slot): one nudge for all.
+GATHER_SECONDS = 0.02
+
+open_sockets = PerClientBound(MAX_SOCKETS_PER_CLIENT)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Nudge one leader tab on every change its dashboard may show."""
+
+    client_key: str | None = None
+
+    async def connect(self) -> None:
+        refusal = refusal_of(self.scope)
+        if refusal is None:
+            key = socket_client_key(self.scope)
+            if open_sockets.reserve(key):
+                self.client_key = key
+            else:
+                refusal = TOO_MANY_SOCKETS
+        if refusal is not None:
+            await self.close(code=refusal)
+            return
+        await self.accept()
+        self.loop = asyncio.get_running_loop()
+        self.last_nudge, self.pending, self.sending = 0.0, None, set()
+        self.feed = process_feed()
+        self.feed.subscribe(self.on_change)
+
+    def on_change(self, change: Change) -> None:
+        """Called from the feed's thread: hand the change to this socket's loop."""
+        self.loop.call_soon_threadsafe(self.nudge, change)
+
+    def nudge(self, change: Change) -> None:
+        """Nudge soon: a commit's changes as one nudge, progress at most once a second."""
+        delay = GATHER_SECONDS
+        if not (change.state or change.everything):
+            delay = max(delay, self.last_nudge + PROGRESS_NUDGE_SECONDS - time.monotonic())
+        due = self.loop.time() + delay
+        if self.pending is not None:
+            if self.pending.when() <= due:
+                return
+            self.pending.cancel()
+        self.pending = self.loop.call_at(due, self.send_nudge)
+
+    def send_nudge(self) -> None:
+        self.pending = None
+        self.last_nudge = time.monotonic()
+        message = json.dumps({"version": self.feed.version})
+        # Sends run as tasks, kept until done: the feed's callbacks cannot await.
+        task = asyncio.ensure_future(self.send(text_data=message))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The tab has nothing to say: whatever it sends is ignored."""
+
+    async def disconnect(self, code: int) -> None:
+        if self.client_key is None:
+            return
+        self.feed.unsubscribe(self.on_change)
+        if self.pending is not None:
+            self.pending.cancel()
+        open_sockets.release(self.client_key)
+        self.client_key = None
+
+
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """Every other WebSocket path: refused before the handshake completes."""
+
+    async def connect(self) -> None:
+        await self.close(code=NO_SUCH_SOCKET)
+
+
+def refusal_of(scope: dict) -> int | None:
+    """Why this socket may not open, as a close code; None if it may."""
+    if not same_origin(scope):
+        return FOREIGN_ORIGIN
+    if not settings.COORDHUB.allow_anonymous and not scope["user"].is_authenticated:
+        return SIGN_IN_REQUIRED
+    return None
+
+
+def header(scope: dict, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin1")
+    return ""
+
+
+def same_origin(scope: dict) -> bool:
+    """Whether the page that opens the socket is this site (or a trusted origin), as CSRF checks.
+
+    Allowed hosts alone would let any page connect where ALLOWED_HOSTS is "*".
+    """
+    origin = header(scope, b"origin")
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == header(scope, b"host")
+
+
+def socket_client_key(scope: dict) -> str:
+    """Key the socket's client as `api.clients.client_key` keys its requests."""
+    user = scope["user"]
+    if user.is_authenticated:
+        return f"user:{user.pk}"
+    peer = (scope.get("client") or ("", 0))[0]
+    return address_key(address_behind_proxies(peer, header(scope, b"x-forwarded-for")))
