@@ -86,7 +86,7 @@ def wait_seconds(text: str | None, *, name: str) -> int:
     """Read a wait of 0 to MAX_WAIT_SECONDS whole seconds; None or "" is 0."""
     if text is None or text == "":
         return 0
-    if not text.isdigit() or int(text) > MAX_WAIT_SECONDS:
+    if not is_whole_number(text) or int(text) > MAX_WAIT_SECONDS:
         raise InvalidRequest(
             f"{name} must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, not {text!r}."
         )
@@ -98,11 +98,17 @@ def preferred_wait(request: HttpRequest) -> int:
 
     A preference is a hint: one the server cannot read is ignored, not refused.
     """
-    for header in request.headers.get("Prefer", "").split(","):
-        name, _, value = header.split(";")[0].strip().partition("=")
-        if name.strip().lower() == "wait" and value.strip().strip('"').isdigit():
-            return min(int(value.strip().strip('"')), MAX_WAIT_SECONDS)
+    for preference in request.headers.get("Prefer", "").split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        value = value.strip().strip('"')
+        if name.strip().lower() == "wait" and is_whole_number(value):
+            return min(int(value), MAX_WAIT_SECONDS)
     return 0
+
+
+def is_whole_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes "٣" and "²", which int() then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 class PerClientBound:
