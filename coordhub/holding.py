@@ -87,7 +87,11 @@ class HoldingApplication:
         while True:
             left = hold.until - time.monotonic()
             changed = await wait_for_change(
-                process_feed(), uuid.UUID(hold.operation_id), left, seen_version=hold.seen_version
+                process_feed(),
+                uuid.UUID(hold.operation_id),
+                left,
+                seen_version=hold.seen_version,
+                progress=hold.mode == "changed",  # an end is a change of state
             )
             if not changed:
                 return first

@@ -9,12 +9,14 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
 Subscriber = Callable[["Change"], None]
+RECENT_CHANGES = 4096
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,11 @@ class Change:
     # The listener (re)connected: changes may have been missed, so everyone looks again.
     everything: bool = False
 
-    def concerns(self, operation_id: uuid.UUID) -> bool:
-        return self.everything or self.operation_id == operation_id
+    def concerns(self, operation_id: uuid.UUID, *, progress: bool = True) -> bool:
+        """Whether this may change what `operation_id` shows (with `progress`: its progress too)."""
+        if self.everything:
+            return True
+        return self.operation_id == operation_id and (self.state or progress)
 
 
 EVERYTHING = Change(everything=True)
@@ -41,6 +46,9 @@ class ChangeFeed:
         self._lock = threading.Lock()
         self._subscribers: set[Subscriber] = set()
         self._thread: threading.Thread | None = None
+        # The last changes with their versions: whether one that concerns a waiter came
+        # between its read of the database and its subscription.
+        self._recent: deque[tuple[int, Change]] = deque(maxlen=RECENT_CHANGES)
         self.version = 0
 
     def start(self) -> None:
@@ -67,6 +75,15 @@ class ChangeFeed:
         with self._lock:
             self._subscribers.discard(subscriber)
 
+    def changed_since(self, version: int, concerns: Callable[[Change], bool]) -> bool:
+        """Whether a change after `version` concerns the caller (True if too old to tell)."""
+        with self._lock:
+            if version >= self.version:
+                return False
+            if not self._recent or self._recent[0][0] > version + 1:
+                return True
+            return any(concerns(change) for number, change in self._recent if number > version)
+
     def current_version(self) -> int:
         """The version to compare a later subscription with (starts the feed)."""
         self.start()
@@ -78,6 +95,7 @@ class ChangeFeed:
         for change in changes:
             with self._lock:
                 self.version += 1
+                self._recent.append((self.version, change))
                 subscribers = list(self._subscribers)
             for subscriber in subscribers:
                 try:
@@ -91,21 +109,31 @@ class ChangeFeed:
 
 
 async def wait_for_change(
-    feed: ChangeFeed, operation_id: uuid.UUID, timeout: float, *, seen_version: int
+    feed: ChangeFeed,
+    operation_id: uuid.UUID,
+    timeout: float,
+    *,
+    seen_version: int,
+    progress: bool = True,
 ) -> bool:
     """Wait until `operation_id` changes; say whether it did within `timeout` seconds.
 
     `seen_version` is the feed's version when the caller last read the operation:
-    a change published since then answers at once.
+    a change of it published since then answers at once. Without `progress`, only
+    changes of state count (waiting for an operation to end).
     """
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
+    def concerns(change: Change) -> bool:
+        return change.concerns(operation_id, progress=progress)
+
     def notice(change: Change) -> None:
-        if change.concerns(operation_id):
+        if concerns(change):
             loop.call_soon_threadsafe(changed.set)
 
-    if feed.subscribe(notice) != seen_version:
+    feed.subscribe(notice)
+    if feed.changed_since(seen_version, concerns):
         changed.set()
     try:
         async with asyncio.timeout(max(0.0, timeout)):
