@@ -46,10 +46,11 @@ def listen(feed: ChangeFeed) -> None:
                 feed.publish([EVERYTHING])
                 receive(connection, feed)
         except psycopg.Error as exc:
-            pause = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
-            failures += 1
-            logger.warning("Change feed lost PostgreSQL (%s); retrying in %s s.", exc, pause)
-            time.sleep(pause)
+            logger.warning("Change feed lost PostgreSQL (%s); retrying.", exc)
+        except Exception:  # the feed must outlive any surprise: its waiters depend on it
+            logger.exception("Change feed failed; retrying.")
+        time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
+        failures += 1
 
 
 def connect() -> psycopg.Connection:

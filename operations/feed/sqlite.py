@@ -45,8 +45,10 @@ def detect(feed: ChangeFeed) -> None:
             watch(feed)
         except DatabaseError as exc:
             logger.warning("Change feed lost the database (%s); retrying.", exc)
-            close_old_connections()
-            time.sleep(1)
+        except Exception:  # the feed must outlive any surprise: its waiters depend on it
+            logger.exception("Change feed failed; retrying.")
+        close_old_connections()
+        time.sleep(1)
 
 
 def watch(feed: ChangeFeed) -> None:

@@ -18,10 +18,11 @@ from django.test import RequestFactory
 
 from api import holds, views
 from api.holds import CAN_HOLD, HOLD_HEADER, RECHECK, Hold, PerClientBound
+from operations import feed
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import InvalidRequest
-from operations.feed import process_feed
+from operations.feed import ChangeFeed, process_feed
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def roomy_limits(configure):
     configure(enable_rate_limiting=False, allow_anonymous=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet_feed(monkeypatch):
+    """A process feed that listens to nothing: these views only read its version."""
+    monkeypatch.setattr(feed, "_feed", ChangeFeed(lambda listening: None))
 
 
 def started(client, **headers):
