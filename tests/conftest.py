@@ -32,6 +32,19 @@ def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> No
         database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def change_feed_stopped_before_the_database_goes(django_db_setup, django_db_blocker):
+    """Stop the process's change feed, if a test started it, before the test database is dropped.
+
+    Its listener holds a connection of its own, which would keep PostgreSQL from
+    dropping the database.
+    """
+    yield
+    from operations.feed import stop_process_feed
+
+    stop_process_feed()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the throwaway Redis server started for this run."""

@@ -18,7 +18,14 @@ from django.db import connections
 
 from operations.feed.hub import EVERYTHING, Change, ChangeFeed, wait_for_change
 
-__all__ = ["EVERYTHING", "Change", "ChangeFeed", "process_feed", "wait_for_change"]
+__all__ = [
+    "EVERYTHING",
+    "Change",
+    "ChangeFeed",
+    "process_feed",
+    "stop_process_feed",
+    "wait_for_change",
+]
 
 _feed: ChangeFeed | None = None
 _feed_lock = threading.Lock()
@@ -31,6 +38,15 @@ def process_feed() -> ChangeFeed:
         if _feed is None:
             _feed = ChangeFeed(listener_for(connections["default"].vendor))
         return _feed
+
+
+def stop_process_feed() -> None:
+    """Stop this process's feed, if it started, closing its connection (at the end of tests)."""
+    global _feed
+    with _feed_lock:
+        feed, _feed = _feed, None
+    if feed is not None:
+        feed.stop()
 
 
 def listener_for(vendor: str) -> Callable[[ChangeFeed], None]:

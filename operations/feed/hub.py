@@ -49,6 +49,7 @@ class ChangeFeed:
         # The last changes with their versions: whether one that concerns a waiter came
         # between its read of the database and its subscription.
         self._recent: deque[tuple[int, Change]] = deque(maxlen=RECENT_CHANGES)
+        self.stopping = threading.Event()
         self.version = 0
 
     def start(self) -> None:
@@ -59,6 +60,12 @@ class ChangeFeed:
                     target=self._listen, args=(self,), name="coordhub-change-feed", daemon=True
                 )
                 self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening and close the listener's connection (tests; a process just exits)."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def subscribe(self, subscriber: Subscriber) -> int:
         """Call `subscriber(change)` from the listener thread for every change; return the version.

@@ -9,7 +9,6 @@ process listens, whatever the number of waiters; idle, it runs no query.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,7 @@ KEEPALIVES = {
 def listen(feed: ChangeFeed) -> None:
     """Listen for ever, reconnecting after an outage; each (re)connection may have missed some."""
     failures = 0
-    while True:
+    while not feed.stopping.is_set():
         try:
             with connect() as connection:
                 connection.execute(f"LISTEN {CHANNEL}")
@@ -49,7 +48,7 @@ def listen(feed: ChangeFeed) -> None:
             logger.warning("Change feed lost PostgreSQL (%s); retrying.", exc)
         except Exception:  # the feed must outlive any surprise: its waiters depend on it
             logger.exception("Change feed failed; retrying.")
-        time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
+        feed.stopping.wait(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
         failures += 1
 
 
@@ -63,7 +62,7 @@ def connect() -> psycopg.Connection:
 
 def receive(connection: psycopg.Connection, feed: ChangeFeed) -> None:
     """Publish notifications as they come; raise when the connection is gone."""
-    while True:
+    while not feed.stopping.is_set():
         payloads = [notify.payload for notify in connection.notifies(timeout=1.0)]
         changes = [change for change in map(parse, payloads) if change is not None]
         if changes:

@@ -10,7 +10,6 @@ the slot holders, and compares them with what it saw before.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -39,8 +38,8 @@ PROGRESS_FIELDS = ("progress", "message")
 
 
 def detect(feed: ChangeFeed) -> None:
-    """Watch the database for ever; an error (a locked or missing file) is retried."""
-    while True:
+    """Watch the database until the feed stops; an error (a locked file) is retried."""
+    while not feed.stopping.is_set():
         try:
             watch(feed)
         except DatabaseError as exc:
@@ -48,7 +47,8 @@ def detect(feed: ChangeFeed) -> None:
         except Exception:  # the feed must outlive any surprise: its waiters depend on it
             logger.exception("Change feed failed; retrying.")
         close_old_connections()
-        time.sleep(1)
+        feed.stopping.wait(1)
+    connection.close()
 
 
 def watch(feed: ChangeFeed) -> None:
@@ -56,8 +56,7 @@ def watch(feed: ChangeFeed) -> None:
     since = timezone.now() - LOOK_BACK
     operations, holders = operations_seen(since), slot_holders()
     feed.publish([EVERYTHING])
-    while True:
-        time.sleep(CHECK_SECONDS)
+    while not feed.stopping.wait(CHECK_SECONDS):
         current = data_version()
         if current == version:
             continue
