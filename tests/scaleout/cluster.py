@@ -11,7 +11,7 @@ process, so nothing outlives a test that crashes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
+import pytest
 
 from coordhub.testing import processes
 from coordhub.testing.environment import child_environment
@@ -206,6 +207,16 @@ def wait_until_finished(
         if waiting:
             time.sleep(0.2)
     return finished
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float, cluster: Cluster) -> Any:
+    """Poll `condition` until it returns something true; fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not (outcome := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f} s.\n{cluster.logs()}")
+        time.sleep(0.1)
+    return outcome
 
 
 def running_interval(operation: dict[str, Any]) -> tuple[datetime, datetime]:

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from tests.scaleout.cluster import (
     running_interval,
     send,
     start_operation,
+    wait_for,
     wait_until_finished,
 )
 
@@ -78,16 +78,6 @@ def slots_in_use(cluster: Cluster) -> list[int]:
         httpx.get(f"{url}/api/resource-pool/metrics", timeout=30).json()["current_status"]["in_use"]
         for url in cluster.urls
     ]
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float, cluster: Cluster) -> Any:
-    """Poll `condition` until it returns something true; fail saying `what` did not happen."""
-    deadline = time.monotonic() + timeout
-    while not (outcome := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f} s.\n{cluster.logs()}")
-        time.sleep(0.1)
-    return outcome
 
 
 def statuses(cluster: Cluster, operation_ids: list[str]) -> dict[str, str]:
