@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils.http import is_same_domain
 
 from api.clients import address_behind_proxies, address_key
 from api.holds import PerClientBound
@@ -126,10 +127,26 @@ def same_origin(scope: dict) -> bool:
     Allowed hosts alone would let any page connect where ALLOWED_HOSTS is "*".
     """
     origin = header(scope, b"origin")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https"):
+        return False
+    return parts.netloc == header(scope, b"host") or trusted_origin(origin)
+
+
+def trusted_origin(origin: str) -> bool:
+    """Whether CSRF_TRUSTED_ORIGINS names `origin`, as Django's CSRF check reads it.
+
+    An entry may be exact (`https://app.example.com`) or cover subdomains
+    (`https://*.example.com`).
+    """
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == header(scope, b"host")
+    return any(
+        trusted.scheme == parts.scheme and is_same_domain(parts.netloc, trusted.netloc.lstrip("*"))
+        for trusted in map(urlsplit, settings.CSRF_TRUSTED_ORIGINS)
+        if "*" in trusted.netloc
+    )
 
 
 def socket_client_key(scope: dict) -> str:

@@ -63,10 +63,11 @@ def connect() -> psycopg.Connection:
 def receive(connection: psycopg.Connection, feed: ChangeFeed) -> None:
     """Publish notifications as they come; raise when the connection is gone."""
     while not feed.stopping.is_set():
-        payloads = [notify.payload for notify in connection.notifies(timeout=1.0)]
-        changes = [change for change in map(parse, payloads) if change is not None]
-        if changes:
-            feed.publish(changes)
+        # Each as it comes: the iterator itself ends only once its second is up.
+        for notify in connection.notifies(timeout=1.0):
+            change = parse(notify.payload)
+            if change is not None:
+                feed.publish([change])
         if connection.broken or connection.closed:
             raise psycopg.OperationalError("the listening connection closed")
 
@@ -77,7 +78,9 @@ def parse(payload: str) -> Change | None:
         return Change()
     kind, _, operation_id = payload.partition(":")
     try:
-        return Change(uuid.UUID(operation_id), state=kind == "s")
+        if kind in ("s", "p"):
+            return Change(uuid.UUID(operation_id), state=kind == "s")
     except ValueError:
-        logger.warning("Change feed ignored the notification %r.", payload)
-        return None
+        pass
+    logger.warning("Change feed ignored the notification %r.", payload)
+    return None

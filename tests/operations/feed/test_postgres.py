@@ -229,11 +229,6 @@ def test_the_listener_publishes_each_notification_as_its_change(listener):
 
 
 @notifying
-@pytest.mark.xfail(
-    strict=True,
-    reason="PRODUCT BUG: postgres.receive() lists connection.notifies(timeout=1.0), which "
-    "yields until its second is over, so a notification is published up to 1 s after it came",
-)
 def test_the_listener_publishes_a_notification_as_it_comes(listener):
     first = new_operation()
     assert listener.publishes(Change(first.id))  # the listener has just begun its next wait
@@ -299,11 +294,6 @@ def test_a_junk_notification_is_ignored_with_a_warning(payload, caplog):
     assert caplog.messages == [f"Change feed ignored the notification {payload!r}."]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PRODUCT BUG: parse() reads any kind other than 's' as progress, "
-    "so a payload the triggers never send is published instead of ignored",
-)
 @pytest.mark.parametrize("kind", ["x", "S", "slot"])
 def test_a_notification_of_an_unknown_kind_is_ignored(kind):
     assert parse(f"{kind}:{uuid.uuid4()}") is None
