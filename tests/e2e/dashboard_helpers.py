@@ -80,6 +80,11 @@ FETCH_PROBE = """(() => {
     );
   };
 })();"""
+# The page cannot hide itself, so tests make `document.visibilityState` say so.
+SET_VISIBILITY = """state => {
+    Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
 WRITE_BARRIER = """([index, count]) => localStorage.setItem(`test-barrier:${index}`, count)"""
 PASS_BARRIER = """([tabs, count]) => new Promise(resolve => {
     const passed = () => Array.from({length: tabs}, (_, index) => index)
@@ -99,14 +104,49 @@ COARSE_STEP_MS = 1000
 
 
 @dataclass
-class Dashboard:
-    """One browser context on the dashboard: its paused clock, tabs and their polls."""
+class BrowserTabs:
+    """Dashboard tabs in one browser context, their errors, and their polls as sent."""
 
     context: BrowserContext
     server: LiveServer
     pages: list[Page] = field(default_factory=list)
     requests: list[tuple[Page, Request]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def open(self) -> Page:
+        """Open a dashboard tab."""
+        page = self.context.new_page()
+        self.watch(page)
+        page.goto(self.server.url + "/")
+        self.pages.append(page)
+        return page
+
+    def watch(self, page: Page) -> None:
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", lambda request: self.note_request(page, request))
+
+    def note_request(self, page: Page, request: Request) -> None:
+        if urlsplit(request.url).path == LIVE_PATH:
+            self.requests.append((page, request))
+
+    @property
+    def open_pages(self) -> list[Page]:
+        return [page for page in self.pages if not page.is_closed()]
+
+    def requests_by(self, page: Page) -> int:
+        return sum(1 for sender, _ in self.requests if sender is page)
+
+    def leaders(self) -> list[Page]:
+        return [page for page in self.open_pages if role(page) == "leader"]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@dataclass
+class Dashboard(BrowserTabs):
+    """One browser context on the dashboard: its paused clock, tabs and their polls."""
+
     barriers: int = 0
 
     @classmethod
@@ -121,25 +161,10 @@ class Dashboard:
 
     def open(self, settle: bool = True) -> Page:
         """Open a dashboard tab and let any claim it made settle."""
-        page = self.context.new_page()
-        self.watch(page)
-        page.goto(self.server.url + "/")
-        self.pages.append(page)
+        page = super().open()
         if settle:
             self.step(100)
         return page
-
-    def watch(self, page: Page) -> None:
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("request", lambda request: self.note_request(page, request))
-
-    def note_request(self, page: Page, request: Request) -> None:
-        if urlsplit(request.url).path == LIVE_PATH:
-            self.requests.append((page, request))
-
-    @property
-    def open_pages(self) -> list[Page]:
-        return [page for page in self.pages if not page.is_closed()]
 
     def now(self) -> int:
         """The fake time of the tabs, in ms since the epoch."""
@@ -195,17 +220,11 @@ class Dashboard:
         """Polls sent by all tabs, counted in the pages."""
         return sum(len(self.sent_at(page)) for page in self.open_pages)
 
-    def requests_by(self, page: Page) -> int:
-        return sum(1 for sender, _ in self.requests if sender is page)
-
     def wait_for_requests(self, count: int, timeout_s: float = 10) -> None:
         """Wait in real time until the network has reported `count` polls."""
         deadline = time.monotonic() + timeout_s
         while len(self.requests) < count and time.monotonic() < deadline:
             self.open_pages[0].wait_for_timeout(20)
-
-    def leaders(self) -> list[Page]:
-        return [page for page in self.open_pages if role(page) == "leader"]
 
     def describe(self) -> str:
         states = [
@@ -213,9 +232,6 @@ class Dashboard:
             for page in self.open_pages
         ]
         return f"{len(self.requests)} polls seen; tabs: {states}"
-
-    def close(self) -> None:
-        self.context.close()
 
 
 def pass_storage_barrier(pages: list[Page], number: int) -> None:
@@ -225,6 +241,10 @@ def pass_storage_barrier(pages: list[Page], number: int) -> None:
         page.evaluate(WRITE_BARRIER, [index, number])
     for page in pages:
         page.evaluate(PASS_BARRIER, [len(pages), number])
+
+
+def set_visibility(page: Page, state: str) -> None:
+    page.evaluate(SET_VISIBILITY, state)
 
 
 def role(page: Page) -> str:

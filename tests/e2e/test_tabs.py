@@ -44,6 +44,7 @@ from tests.e2e.dashboard_helpers import (
     START,
     pass_storage_barrier,
     role,
+    set_visibility,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,11 +74,6 @@ NO_JITTER = "pollJitter=0"
 SOCKET_URL = "ws://coordhub.test/ws/live/"
 # The harness page with the dashboard's socket path, as index.html renders it.
 WITH_SOCKET = "socketUrl=/ws/live/"
-# The page cannot hide itself, so tests make `document.visibilityState` say so.
-SET_VISIBILITY = """state => {
-    Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
-    document.dispatchEvent(new Event("visibilitychange"));
-}"""
 DESCRIBE_TAB = """({
     role: document.body.dataset.tabRole, now: Date.now(), polls: harness.polls,
     schedules: harness.schedules.slice(-3), errors: harness.errors, roles: harness.roles,
@@ -292,10 +288,6 @@ def plant(page: Page, key: str, value: object) -> None:
     page.evaluate("([key, text]) => localStorage.setItem(key, text)", [key, text])
 
 
-def set_visibility(page: Page, state: str) -> None:
-    page.evaluate(SET_VISIBILITY, state)
-
-
 def wait_for_received(page: Page, count: int) -> None:
     page.wait_for_function(f"harness.received.length >= {count}", polling=50)
 
@@ -496,6 +488,20 @@ def test_polling_continues_with_backoff_through_server_errors(tabs: Tabs) -> Non
 
     assert delays(page) == [5000, 6000, 7200, 8640]
     assert page.evaluate("harness.errors") == ["Error: GET /poll answered 500"] * 3
+
+
+def test_resuming_polls_at_once_even_though_the_click_is_an_action(tabs: Tabs) -> None:
+    page = tabs.open(NO_JITTER)
+    tabs.advance_until_rescheduled(page, times=2)
+    page.evaluate("harness.coordination.pause()")
+    polls, armed = len(tabs.server.polls), len(delays(page))
+
+    # The Resume button's click reaches the page as an action too, right after it.
+    page.evaluate("harness.coordination.resume(); harness.coordination.noteAction()")
+    # Well before the first step of the ladder (5 s), where an action would have put it.
+    tabs.advance_until(lambda: len(tabs.server.polls) == polls + 1, limit_ms=2000)
+
+    assert delays(page)[armed] == 0
 
 
 def test_a_hung_poll_is_abandoned_and_polling_goes_on(tabs: Tabs) -> None:
@@ -753,7 +759,7 @@ def test_while_the_socket_is_up_only_safety_polls_at_the_longest_interval_and_no
     tabs.advance(10 * 60_000)
     page.evaluate("harness.coordination.noteAction()")
     page.evaluate("window.dispatchEvent(new Event('focus'))")
-    page.evaluate(SET_VISIBILITY, "visible")
+    set_visibility(page, "visible")
 
     # The ladder's first step was armed before the socket opened; then only safety polls,
     # far more than pollMaxAttempts unchanged ones, and neither actions nor focus poll.

@@ -86,7 +86,11 @@ export class PollScheduler {
   noteAction() {
     if (this.live) return;
     this.#reset();
-    if (this.#running && !this.#inFlight) this.#scheduleNextPoll();
+    if (!this.#running || this.#inFlight) return;
+    const delayMs = this.#delayMs();
+    // A poll armed sooner stays: the click on Resume that armed one at once is an action too.
+    if (this.#timer !== null && this.nextPollAt <= Date.now() + delayMs) return;
+    this.#scheduleNextPoll(delayMs);
   }
 
   /** A tab became visible: back to the first step and poll at once (not needed while live). */
