@@ -10,6 +10,7 @@ ladders, so that a scheduled poll cannot pass for one a nudge asked for.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +79,12 @@ class LiveTabs(BrowserTabs):
         self.wait_until(lambda: len(self.leaders()) == 1, timeout_s, "one leader")
         return self.leaders()[0]
 
+    def live_leader(self) -> Page:
+        """The one leader, once its footer says that its socket is up."""
+        leader = self.wait_for_one_leader()
+        expect(footer(leader)).to_have_text(LIVE)
+        return leader
+
     def open_sockets(self) -> list[Page]:
         """The tabs whose sockets are open, once per socket (a closed tab's are gone)."""
         return [
@@ -110,21 +117,41 @@ class LiveTabs(BrowserTabs):
         return f"tabs (role, status): {tabs}; sockets (tab, closed): {sockets}"
 
 
+Served = tuple[LiveServer, OperationsApi]
+OpenTabs = Callable[..., "LiveTabs"]
+
+
+@contextlib.contextmanager
+def serving(directory: Path, **environ: str) -> Iterator[Served]:
+    """A coordhub of one's own (testing profile) and a client of its API; both stopped after."""
+    server = LiveServer(directory, COORDHUB_ENV="testing", **environ).start()
+    api = OperationsApi(server)
+    try:
+        yield server, api
+    finally:
+        api.close()
+        server.stop()
+
+
 @pytest.fixture(scope="module")
-def feed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server of this module's own, on a long ladder: its tests start operations."""
-    server = LiveServer(tmp_path_factory.mktemp("live"), COORDHUB_ENV="testing", **LONG_LADDER)
-    server.start()
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("live"), **LONG_LADDER) as served:
+        yield served
 
 
 @pytest.fixture
-def open_tabs(browser: Browser) -> Iterator[Callable[[LiveServer, int], LiveTabs]]:
-    """Open `count` dashboard tabs in a fresh browser context; close the contexts after."""
+def api(feed: Served) -> OperationsApi:
+    return feed[1]
+
+
+@pytest.fixture
+def open_tabs(browser: Browser, feed: Served) -> Iterator[OpenTabs]:
+    """Open `count` dashboard tabs in a fresh browser context (on the module's server unless
+    another is given); close the contexts after."""
     opened: list[LiveTabs] = []
 
-    def open_tabs_on(server: LiveServer, count: int) -> LiveTabs:
+    def open_tabs_on(count: int, server: LiveServer = feed[0]) -> LiveTabs:
         opened.append(LiveTabs(browser.new_context(), server))
         for _ in range(count):
             opened[-1].open()
@@ -135,11 +162,9 @@ def open_tabs(browser: Browser) -> Iterator[Callable[[LiveServer, int], LiveTabs
         tabs.close()
 
 
-@pytest.fixture
-def api(feed_server: LiveServer) -> Iterator[OperationsApi]:
-    client = OperationsApi(feed_server)
-    yield client
-    client.close()
+def footer(page: Page) -> Locator:
+    """What the footer says about this tab's polls: live, the next poll, or the leader's."""
+    return page.get_by_test_id("poll-status")
 
 
 def operation_row(page: Page, operation_id: str) -> Locator:
@@ -147,14 +172,13 @@ def operation_row(page: Page, operation_id: str) -> Locator:
 
 
 def test_three_tabs_hold_one_socket_in_the_leader_and_a_new_leader_opens_its_own(
-    open_tabs: Callable[[LiveServer, int], LiveTabs], feed_server: LiveServer
+    open_tabs: OpenTabs,
 ) -> None:
-    tabs = open_tabs(feed_server, 3)
-    leader = tabs.wait_for_one_leader()
-    expect(leader.get_by_test_id("poll-status")).to_have_text(LIVE)
+    tabs = open_tabs(3)
+    leader = tabs.live_leader()
     for page in tabs.pages:
         if page is not leader:
-            expect(page.get_by_test_id("poll-status")).to_have_text(FOLLOWING)
+            expect(footer(page)).to_have_text(FOLLOWING)
 
     assert tabs.open_sockets() == [leader]
     assert len(tabs.sockets) == 1
@@ -166,24 +190,23 @@ def test_three_tabs_hold_one_socket_in_the_leader_and_a_new_leader_opens_its_own
     successor = tabs.wait_for_one_leader(timeout_s=HANDOVER_S)
     tabs.wait_until(lambda: tabs.open_sockets() == [successor], HANDOVER_S, "the handover")
     assert time.monotonic() - closed_at < HANDOVER_S
-    expect(successor.get_by_test_id("poll-status")).to_have_text(LIVE)
+    expect(footer(successor)).to_have_text(LIVE)
 
     # Sent to the background: the visible tab takes the lead, and the old leader's socket closes.
     [last] = [page for page in tabs.open_pages if page is not successor]
     set_visibility(successor, "hidden")
     tabs.wait_until(lambda: tabs.open_sockets() == [last], HANDOVER_S, "the second handover")
-    expect(successor.get_by_test_id("poll-status")).to_have_text(FOLLOWING)
-    expect(last.get_by_test_id("poll-status")).to_have_text(LIVE)
+    expect(footer(successor)).to_have_text(FOLLOWING)
+    expect(footer(last)).to_have_text(LIVE)
     assert [len(tabs.sockets_of(page)) for page in (leader, successor, last)] == [1, 1, 1]
     assert tabs.errors == []
 
 
 def test_an_operation_reaches_every_tab_as_it_starts_and_ends_without_a_scheduled_poll(
-    open_tabs: Callable[[LiveServer, int], LiveTabs], feed_server: LiveServer, api: OperationsApi
+    open_tabs: OpenTabs, api: OperationsApi
 ) -> None:
-    tabs = open_tabs(feed_server, 3)
-    leader = tabs.wait_for_one_leader()
-    expect(leader.get_by_test_id("poll-status")).to_have_text(LIVE)
+    tabs = open_tabs(3)
+    leader = tabs.live_leader()
     # Up, the leader polled once for what it might have missed: count from there.
     tabs.wait_until(lambda: tabs.polls(leader), 5, "the leader's first poll")
     since = tabs.polls(leader)[0]
@@ -207,15 +230,15 @@ def test_an_operation_reaches_every_tab_as_it_starts_and_ends_without_a_schedule
 
 
 def test_the_pause_button_closes_the_socket_and_the_tab_fetches_nothing_until_resumed(
-    open_tabs: Callable[[LiveServer, int], LiveTabs], feed_server: LiveServer, api: OperationsApi
+    open_tabs: OpenTabs, api: OperationsApi
 ) -> None:
-    tabs = open_tabs(feed_server, 1)
+    tabs = open_tabs(1)
     [page] = tabs.pages
-    expect(page.get_by_test_id("poll-status")).to_have_text(LIVE)
+    expect(footer(page)).to_have_text(LIVE)
     [socket] = tabs.sockets_of(page)
 
     page.get_by_test_id("poll-toggle").click()
-    expect(page.get_by_test_id("poll-status")).to_have_text(PAUSED)
+    expect(footer(page)).to_have_text(PAUSED)
     tabs.wait_until(socket.is_closed, 5, "the socket closed")
     polls = len(tabs.polls(page))
     # An operation runs to its end (real time) while the tab is paused.
@@ -226,31 +249,28 @@ def test_the_pause_button_closes_the_socket_and_the_tab_fetches_nothing_until_re
     assert len(tabs.sockets_of(page)) == 1
     page.get_by_test_id("poll-toggle").click()
     expect(operation_row(page, operation_id)).to_have_attribute("data-status", "completed")
-    expect(page.get_by_test_id("poll-status")).to_have_text(LIVE)
+    expect(footer(page)).to_have_text(LIVE)
     assert len(tabs.sockets_of(page)) == 2
     assert tabs.errors == []
 
 
 def test_tabs_poll_while_the_server_is_down_and_go_live_again_when_it_is_back(
-    open_tabs: Callable[[LiveServer, int], LiveTabs], tmp_path: Path
+    open_tabs: OpenTabs, tmp_path: Path
 ) -> None:
     # A server of this test's own: it is killed and started again.
-    server = LiveServer(tmp_path, COORDHUB_ENV="testing").start()
-    api = OperationsApi(server)
-    try:
-        tabs = open_tabs(server, 2)
-        leader = tabs.wait_for_one_leader()
+    with serving(tmp_path) as (server, api):
+        tabs = open_tabs(2, server)
+        leader = tabs.live_leader()
         [follower] = [page for page in tabs.pages if page is not leader]
-        expect(leader.get_by_test_id("poll-status")).to_have_text(LIVE)
 
         server.kill()
         killed_at = time.monotonic()
         # At once back on the ladder (5 s first), polling an absent server, as without a socket.
-        expect(leader.get_by_test_id("poll-status")).to_have_text(NEXT_POLL, timeout=5000)
+        expect(footer(leader)).to_have_text(NEXT_POLL, timeout=5000)
         tabs.wait_until(lambda: tabs.polls(leader)[-1] > killed_at, 10, "a poll while down")
 
         server.start()
-        expect(leader.get_by_test_id("poll-status")).to_have_text(LIVE, timeout=45_000)
+        expect(footer(leader)).to_have_text(LIVE, timeout=45_000)
         operation_id = api.start(duration=0.5)
         for page in tabs.pages:
             expect(operation_row(page, operation_id)).to_be_visible(timeout=10_000)
@@ -260,33 +280,23 @@ def test_tabs_poll_while_the_server_is_down_and_go_live_again_when_it_is_back(
         assert len(tabs.sockets_of(leader)) >= 3
         assert tabs.sockets_of(follower) == []
         assert [socket.is_closed() for socket in tabs.sockets_of(leader)][-1] is False
-    finally:
-        api.close()
-        server.stop()
 
 
 def test_a_tab_left_past_max_attempts_unchanged_polls_still_shows_an_operation_end(
-    open_tabs: Callable[[LiveServer, int], LiveTabs], tmp_path: Path
+    open_tabs: OpenTabs, tmp_path: Path
 ) -> None:
     # Without the socket this tab would pause after 2 unchanged polls, 3 s in.
     ladder = {"POLL_INITIAL_INTERVAL_MS": "1000", "POLL_MAX_INTERVAL_MS": "2000"}
-    server = LiveServer(
-        tmp_path, COORDHUB_ENV="testing", POLL_MAX_ATTEMPTS="2", POLL_MULTIPLIER="2", **ladder
-    ).start()
-    api = OperationsApi(server)
-    try:
-        tabs = open_tabs(server, 1)
+    with serving(tmp_path, POLL_MAX_ATTEMPTS="2", POLL_MULTIPLIER="2", **ladder) as (server, api):
+        tabs = open_tabs(1, server)
         [page] = tabs.pages
-        expect(page.get_by_test_id("poll-status")).to_have_text(LIVE)
+        expect(footer(page)).to_have_text(LIVE)
         # Safety polls every 2 s: wait for more than twice the attempts that pause the ladder.
         tabs.wait_until(lambda: len(tabs.polls(page)) > 5, 20, "more than 5 unchanged polls")
-        expect(page.get_by_test_id("poll-status")).to_have_text(LIVE)
+        expect(footer(page)).to_have_text(LIVE)
 
         operation_id = api.run(duration=0.5)["id"]
 
         expect(operation_row(page, operation_id)).to_have_attribute("data-status", "completed")
-        expect(page.get_by_test_id("poll-status")).to_have_text(LIVE)
+        expect(footer(page)).to_have_text(LIVE)
         assert tabs.errors == []
-    finally:
-        api.close()
-        server.stop()
