@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import parse_etags
 
 from coordhub.config import MAX_WAIT_SECONDS
 from operations.exceptions import InvalidRequest
@@ -30,8 +31,11 @@ HOLD_HEADER = "X-Coordhub-Hold"
 # Set in the ASGI scope by the holding layer, never from a request: a client cannot forge them.
 CAN_HOLD = "coordhub.can_hold"
 RECHECK = "coordhub.recheck"
-# Held requests of one client in one web process; past it a wait is refused (429).
+# Held requests of one client, and of all, in one web process; past either a wait is
+# refused (429). Each held request keeps a socket open: the total stays well below the
+# usual limit of 1024 open files.
 MAX_HELD_PER_CLIENT = 20
+MAX_HELD_PER_PROCESS = 500
 
 Mode = Literal["changed", "finished", "templates"]
 
@@ -44,6 +48,8 @@ class Hold:
     recheck_path: str
     mode: Mode  # what the recheck answers: any change, the end, the templates' end
     client_key: str
+    # What the client was shown when held: a recheck answers once the operation differs.
+    etag: str = ""
 
     def header(self) -> str:
         return json.dumps(asdict(self))
@@ -59,7 +65,7 @@ def can_hold(request: HttpRequest) -> bool:
 
 
 def recheck_of(request: HttpRequest) -> dict | None:
-    """The recheck this request is ({"mode", "until"}), or None for a client's own request."""
+    """The recheck this request is ({"mode", "until", "etag"}), or None for a client's own."""
     return getattr(request, "scope", {}).get(RECHECK)
 
 
@@ -73,11 +79,12 @@ def hold(
     recheck_path: str,
     mode: Mode,
     client_key: str,
+    etag: str = "",
 ) -> HttpResponse:
     """Mark `response` as the answer to give after `seconds` if nothing changes before."""
     recheck = recheck_of(request)
     until = recheck["until"] if recheck else time.monotonic() + seconds
-    held = Hold(str(operation_id), until, seen_version, recheck_path, mode, client_key)
+    held = Hold(str(operation_id), until, seen_version, recheck_path, mode, client_key, etag)
     response[HOLD_HEADER] = held.header()
     return response
 
@@ -86,7 +93,7 @@ def wait_seconds(text: str | None, *, name: str) -> int:
     """Read a wait of 0 to MAX_WAIT_SECONDS whole seconds; None or "" is 0."""
     if text is None or text == "":
         return 0
-    if not is_whole_number(text) or int(text) > MAX_WAIT_SECONDS:
+    if not is_whole_number(text) or len(text) > 3 or int(text) > MAX_WAIT_SECONDS:
         raise InvalidRequest(
             f"{name} must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, not {text!r}."
         )
@@ -102,7 +109,9 @@ def preferred_wait(request: HttpRequest) -> int:
         name, _, value = preference.split(";")[0].partition("=")
         value = value.strip().strip('"')
         if name.strip().lower() == "wait" and is_whole_number(value):
-            return min(int(value), MAX_WAIT_SECONDS)
+            # Very long numbers are long waits: capped before int() is asked to read them.
+            value = value.lstrip("0") or "0"
+            return MAX_WAIT_SECONDS if len(value) > 3 else min(int(value), MAX_WAIT_SECONDS)
     return 0
 
 
@@ -112,16 +121,16 @@ def is_whole_number(text: str) -> bool:
 
 
 class PerClientBound:
-    """How many of something (held requests, sockets) each client has open in this process."""
+    """How many of something (held requests, sockets) each client, and all, have open here."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, total_limit: int) -> None:
+        self.limit, self.total_limit = limit, total_limit
         self._held: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def reserve(self, client_key: str) -> bool:
         with self._lock:
-            if self._held[client_key] >= self.limit:
+            if self._held[client_key] >= self.limit or self._held.total() >= self.total_limit:
                 return False
             self._held[client_key] += 1
             return True
@@ -134,4 +143,12 @@ class PerClientBound:
 
     def total(self) -> int:
         with self._lock:
-            return sum(self._held.values())
+            return self._held.total()
+
+
+def etag_matches(etag: str, if_none_match: str) -> bool:
+    """Whether `If-None-Match` names `etag`, by RFC 9110's weak comparison (`*` names any)."""
+    tags = parse_etags(if_none_match)
+    if tags == ["*"]:
+        return True
+    return etag.removeprefix("W/") in {tag.removeprefix("W/") for tag in tags}

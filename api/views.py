@@ -13,12 +13,19 @@ import uuid
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.urls import reverse
-from django.utils.http import parse_etags
 
 from api.bodies import json_object
 from api.clients import client_key, may_control
 from api.errors import with_usage
-from api.holds import Mode, can_hold, hold, preferred_wait, recheck_of, wait_seconds
+from api.holds import (
+    Mode,
+    can_hold,
+    etag_matches,
+    hold,
+    preferred_wait,
+    recheck_of,
+    wait_seconds,
+)
 from api.pipeline import (
     allow_methods,
     csrf_for_sessions,
@@ -35,9 +42,9 @@ from api.shapes import (
 )
 from api.starts import start_operation
 from operations.cancellation import cancel
-from operations.exceptions import Forbidden, InvalidRequest, NotFound
+from operations.exceptions import Forbidden, InvalidRequest, NotFound, OperationEnded
 from operations.feed import process_feed
-from operations.models import Operation
+from operations.models import Operation, Status
 
 RECENT_OPERATIONS = 50
 SEED_DURATION_SECONDS = 2
@@ -118,11 +125,14 @@ def operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
         return answer_when_ended(request, found, recheck["mode"], seen_version)
     body = operation_json(request, found)
     etag = etag_of(body)
-    if etag not in parse_etags(request.headers.get("If-None-Match", "")):
+    # A recheck compares with what the client was shown when held, not with every ETag
+    # it listed: a list of predicted ETags must not turn each change into a free read.
+    shown = f'"{recheck["etag"]}"' if recheck else request.headers.get("If-None-Match", "")
+    if not etag_matches(etag, shown):
         return JsonResponse(body, headers={"ETag": etag})
     response = HttpResponseNotModified(headers={"ETag": etag})
     if holding:
-        hold_for(response, request, found, seen_version, "changed", wait)
+        hold_for(response, request, found, seen_version, "changed", wait, etag=etag.strip('"'))
     return response
 
 
@@ -133,6 +143,8 @@ def answer_when_ended(
     if not found.is_finished:
         return hold_for(HttpResponse(status=202), request, found, seen_version, mode)
     if mode == "templates":
+        if found.status != Status.COMPLETED:
+            raise OperationEnded(found, templates_answer(request, found))
         return JsonResponse(templates_answer(request, found))
     body = operation_json(request, found)
     response = JsonResponse(body, headers={"ETag": etag_of(body)})
@@ -147,6 +159,7 @@ def hold_for(
     seen_version: int,
     mode: Mode,
     seconds: int = 0,
+    etag: str = "",
 ) -> HttpResponse:
     return hold(
         response,
@@ -157,6 +170,7 @@ def hold_for(
         recheck_path=request.path,
         mode=mode,
         client_key=client_key(request),
+        etag=etag,
     )
 
 

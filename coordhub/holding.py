@@ -16,7 +16,15 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from api.holds import CAN_HOLD, HOLD_HEADER, MAX_HELD_PER_CLIENT, RECHECK, Hold, PerClientBound
+from api.holds import (
+    CAN_HOLD,
+    HOLD_HEADER,
+    MAX_HELD_PER_CLIENT,
+    MAX_HELD_PER_PROCESS,
+    RECHECK,
+    Hold,
+    PerClientBound,
+)
 from operations.feed import process_feed, wait_for_change
 
 Message = MutableMapping[str, Any]
@@ -25,10 +33,13 @@ Send = Callable[[Message], Awaitable[None]]
 Application = Callable[[Message, Receive, Send], Awaitable[None]]
 
 HOLD_HEADER_BYTES = HOLD_HEADER.lower().encode()
+# A held start's own headers, which the final answer (from a recheck) keeps: where the
+# operation is, and the start budget it spent.
+KEPT_HEADERS = (b"location", b"ratelimit-policy", b"ratelimit")
 # Request headers that describe the original body, which a recheck (a GET) does not carry.
 BODY_HEADERS = {b"content-length", b"content-type", b"transfer-encoding"}
 
-held_requests = PerClientBound(MAX_HELD_PER_CLIENT)
+held_requests = PerClientBound(MAX_HELD_PER_CLIENT, MAX_HELD_PER_PROCESS)
 
 
 class Answer:
@@ -38,6 +49,13 @@ class Answer:
         self.start: Message | None = None
         self.hold: Hold | None = None
         self.body: list[Message] = []
+
+    def keeping(self, first: Answer, names: tuple[bytes, ...]) -> Answer:
+        """This answer with the headers `names` of `first` that it does not have itself."""
+        have = {name.lower() for name, _ in self.start["headers"]}
+        kept = [(n, v) for n, v in first.start["headers"] if n.lower() in names and n not in have]
+        self.start = {**self.start, "headers": [*self.start["headers"], *kept]}
+        return self
 
     async def send_to(self, send: Send) -> None:
         await send(self.start)
@@ -97,7 +115,7 @@ class HoldingApplication:
                 return first
             answer = await self.recheck(scope, hold)
             if answer.hold is None:
-                return answer
+                return answer.keeping(first, KEPT_HEADERS if hold.mode != "changed" else ())
             hold = answer.hold
 
     async def recheck(self, scope: Message, hold: Hold) -> Answer:
@@ -111,7 +129,7 @@ class HoldingApplication:
             "raw_path": path.encode(),
             "query_string": b"",
             "headers": headers,
-            RECHECK: {"mode": hold.mode, "until": hold.until},
+            RECHECK: {"mode": hold.mode, "until": hold.until, "etag": hold.etag},
         }
         answer = Answer()
 

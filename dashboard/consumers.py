@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.http import is_same_domain
 
-from api.clients import address_behind_proxies, address_key
+from api.clients import address_behind_proxies, address_key, is_trusted, trusted_networks
 from api.holds import PerClientBound
-from operations.feed import Change, process_feed
+from operations.feed import Change, ChangeFeed, process_feed
 
 # Close codes in the 4000-4999 range ASGI leaves to applications (before the
 # handshake completes the browser sees 1006; the code is for logs and tests).
@@ -31,11 +32,13 @@ NO_SUCH_SOCKET = 4404
 TOO_MANY_SOCKETS = 4429
 # Open sockets of one client in one web process: a leader tab per browser needs one.
 MAX_SOCKETS_PER_CLIENT = 8
+# All sockets of one web process (each an open file, and a nudge on every change).
+MAX_SOCKETS_PER_PROCESS = 500
 PROGRESS_NUDGE_SECONDS = 1.0
 # A commit reaches the feed as several changes (the operation, its slot): one nudge for all.
 GATHER_SECONDS = 0.02
 
-open_sockets = PerClientBound(MAX_SOCKETS_PER_CLIENT)
+open_sockets = PerClientBound(MAX_SOCKETS_PER_CLIENT, MAX_SOCKETS_PER_PROCESS)
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -58,11 +61,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.loop = asyncio.get_running_loop()
         self.last_nudge, self.pending, self.sending = 0.0, None, set()
         self.feed = process_feed()
-        self.feed.subscribe(self.on_change)
-
-    def on_change(self, change: Change) -> None:
-        """Called from the feed's thread: hand the change to this socket's loop."""
-        self.loop.call_soon_threadsafe(self.nudge, change)
+        LoopSockets.of(self.loop, self.feed).add(self)
 
     def nudge(self, change: Change) -> None:
         """Nudge soon: a commit's changes as one nudge, progress at most once a second."""
@@ -91,11 +90,49 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.client_key is None:
             return
-        self.feed.unsubscribe(self.on_change)
+        LoopSockets.of(self.loop, self.feed).discard(self)
         if self.pending is not None:
             self.pending.cancel()
         open_sockets.release(self.client_key)
         self.client_key = None
+
+
+class LoopSockets:
+    """The open sockets of one event loop, nudged through one subscription to the feed.
+
+    The feed calls its subscribers from its own thread; one hop into the loop per
+    change, rather than one per socket, keeps a change cheap with hundreds open.
+    """
+
+    _by_loop: ClassVar[dict[tuple[int, int], LoopSockets]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, feed: ChangeFeed) -> None:
+        self.loop, self.feed = loop, feed
+        self.sockets: set[LiveConsumer] = set()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, feed: ChangeFeed) -> LoopSockets:
+        key = (id(loop), id(feed))
+        return cls._by_loop.get(key) or cls._by_loop.setdefault(key, cls(loop, feed))
+
+    def add(self, socket: LiveConsumer) -> None:
+        if not self.sockets:
+            self.feed.subscribe(self.on_change)
+        self.sockets.add(socket)
+
+    def discard(self, socket: LiveConsumer) -> None:
+        self.sockets.discard(socket)
+        if not self.sockets:
+            self.feed.unsubscribe(self.on_change)
+            self._by_loop.pop((id(self.loop), id(self.feed)), None)
+
+    def on_change(self, change: Change) -> None:
+        """Called from the feed's thread: hand the change to the loop, once."""
+        self.loop.call_soon_threadsafe(self.nudge_all, change)
+
+    def nudge_all(self, change: Change) -> None:
+        for socket in list(self.sockets):
+            socket.nudge(change)
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):
@@ -124,13 +161,22 @@ def header(scope: dict, name: bytes) -> str:
 def same_origin(scope: dict) -> bool:
     """Whether the page that opens the socket is this site (or a trusted origin), as CSRF checks.
 
-    Allowed hosts alone would let any page connect where ALLOWED_HOSTS is "*".
+    Allowed hosts alone would let any page connect where ALLOWED_HOSTS is "*". The
+    scheme counts: on an HTTPS site, a page served over plain HTTP is not this site.
     """
     origin = header(scope, b"origin")
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https"):
-        return False
-    return parts.netloc == header(scope, b"host") or trusted_origin(origin)
+    if origin == f"{page_scheme(scope)}://{header(scope, b'host')}":
+        return True
+    return urlsplit(origin).scheme in ("http", "https") and trusted_origin(origin)
+
+
+def page_scheme(scope: dict) -> str:
+    """The scheme of the site's pages: https for wss, or behind a trusted TLS proxy."""
+    if scope.get("scheme") == "wss":
+        return "https"
+    peer = (scope.get("client") or ("", 0))[0]
+    proxied = is_trusted(peer, trusted_networks(settings.COORDHUB.trusted_proxies))
+    return "https" if proxied and header(scope, b"x-forwarded-proto") == "https" else "http"
 
 
 def trusted_origin(origin: str) -> bool:

@@ -213,6 +213,28 @@ class OperationFinished(CoordhubError):
         super().__init__(f"Operation {operation.id} has already ended ({operation.status}).")
 
 
+class OperationEnded(CoordhubError):
+    """A start that waited for its operation saw it end without completing (failed, cancelled)."""
+
+    status = 409
+
+    def __init__(self, operation: Any, answer: dict[str, Any]) -> None:
+        self.code = f"operation_{operation.status}"
+        self.answer = answer
+        super().__init__(f"Operation {operation.id} ended {operation.status}, not completed.")
+
+    def fields(self) -> dict[str, Any]:
+        """Which operation, how it ended and when; its own error text as `reason`."""
+        fields = {
+            "operation_id": self.answer["operation_id"],
+            "operation_status": self.answer["status"],
+            "timestamp": self.answer.get("timestamp"),
+        }
+        if self.answer.get("error"):
+            fields["reason"] = self.answer["error"]
+        return fields
+
+
 class KindAlreadyRegistered(CoordhubError):
     """A second kind under a name already taken: a programming error, found at start."""
 

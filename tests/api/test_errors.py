@@ -20,6 +20,7 @@ from operations.exceptions import (
     MethodNotAllowed,
     NoFreeSlot,
     NotFound,
+    OperationEnded,
     OperationFinished,
     PayloadTooLarge,
     RateLimitUnavailable,
@@ -65,6 +66,15 @@ def test_a_database_outage_is_a_503_with_a_clear_error(client, monkeypatch):
             OperationFinished(Operation(kind="simulated", status="completed")),
             409,
             "already_finished",
+            {},
+        ),
+        (
+            OperationEnded(
+                Operation(kind="simulated", status="cancelled"),
+                {"operation_id": "x", "status": "cancelled", "error": "Cancelled on request."},
+            ),
+            409,
+            "operation_cancelled",
             {},
         ),
         (NoFreeSlot(3, retry_after=7), 429, "concurrency_limit", {"Retry-After": "7"}),

@@ -21,7 +21,7 @@ from api.holds import CAN_HOLD, HOLD_HEADER, RECHECK, Hold, PerClientBound
 from operations import feed
 from operations.admission import admit
 from operations.cancellation import cancel
-from operations.exceptions import InvalidRequest
+from operations.exceptions import InvalidRequest, OperationEnded
 from operations.feed import ChangeFeed, process_feed
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +147,8 @@ def test_a_recheck_of_a_finished_start_answers_for_good():
     cancel(operation)
     request = holding_request(
         f"/api/operations/{operation.id}",
-        {"mode": "templates", "until": time.monotonic() + 3},
+        {"mode": "finished", "until": time.monotonic() + 3},
+        Prefer="wait=9",
     )
 
     answer = views.operation(request, operation.id)
@@ -155,7 +156,24 @@ def test_a_recheck_of_a_finished_start_answers_for_good():
     assert HOLD_HEADER not in answer
     assert answer.status_code == 200
     assert json.loads(answer.content)["status"] == "cancelled"
-    assert set(json.loads(answer.content)) >= {"operation_id", "status", "result", "timestamp"}
+    assert answer["Preference-Applied"] == "wait=9"
+
+
+def test_a_templates_start_that_ended_without_completing_is_a_409_saying_how():
+    operation = admit("simulated", {"duration": 60}, client_key="ip:127.0.0.1")
+    cancel(operation)
+    request = holding_request(
+        f"/api/operations/{operation.id}", {"mode": "templates", "until": time.monotonic() + 3}
+    )
+
+    with pytest.raises(OperationEnded) as ended:
+        views.operation(request, operation.id)
+
+    assert ended.value.status == 409
+    assert ended.value.code == "operation_cancelled"
+    assert ended.value.fields()["operation_id"] == str(operation.id)
+    assert ended.value.fields()["operation_status"] == "cancelled"
+    assert ended.value.fields()["reason"] == "Cancelled before it started."
 
 
 @pytest.mark.parametrize(
@@ -194,10 +212,46 @@ def test_a_hold_travels_in_its_header_unchanged():
 
 
 def test_a_per_client_bound_refuses_past_its_limit_and_frees_on_release():
-    bound = PerClientBound(2)
+    bound = PerClientBound(2, total_limit=4)
 
     assert [bound.reserve("a"), bound.reserve("a"), bound.reserve("a")] == [True, True, False]
     assert bound.reserve("b")
     bound.release("a")
     assert bound.reserve("a")
     assert bound.total() == 3
+
+
+def test_a_per_client_bound_refuses_everyone_past_its_total():
+    bound = PerClientBound(2, total_limit=3)
+
+    assert [bound.reserve(key) for key in "abcd"] == [True, True, True, False]
+    bound.release("a")
+    assert bound.reserve("d")
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "matches"),
+    [
+        ('"abc"', True),
+        ('W/"abc"', True),  # a proxy that compresses weakens the ETag: still the same
+        ('"x", "abc"', True),
+        ("*", True),
+        ('"abd"', False),
+        ("", False),
+    ],
+)
+def test_if_none_match_is_compared_weakly_as_rfc_9110_says(if_none_match, matches):
+    assert holds.etag_matches('"abc"', if_none_match) is matches
+    assert holds.etag_matches('W/"abc"', if_none_match) is matches
+
+
+def test_a_very_long_number_is_a_400_for_wait_and_the_longest_wait_for_prefer():
+    digits = "0" * 5000 + "1"
+
+    with pytest.raises(InvalidRequest):
+        holds.wait_seconds(digits, name="wait")
+    assert (
+        holds.preferred_wait(RequestFactory().post("/", headers={"Prefer": f"wait={digits}"})) == 1
+    )
+    long = RequestFactory().post("/", headers={"Prefer": "wait=" + "9" * 5000})
+    assert holds.preferred_wait(long) == 60

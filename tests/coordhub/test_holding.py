@@ -9,6 +9,7 @@ a hundred held requests cost the server neither threads nor database connections
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 import uuid
 from collections.abc import Iterator
@@ -133,6 +134,8 @@ def test_prefer_wait_answers_200_with_the_operation_once_it_has_ended(server):
     assert answer.status_code == 200
     assert answer.json()["status"] == "completed"
     assert answer.headers["Preference-Applied"] == "wait=10"
+    assert answer.headers["Location"] == f"/api/operations/{answer.json()['id']}"
+    assert answer.headers["RateLimit"].startswith('"start"')  # the start's own budget
     assert 1 <= waited < 2.5
     assert time.time() - finished_at(answer) < 1.0
 
@@ -161,6 +164,32 @@ def test_the_templates_endpoint_answers_as_the_templates_did_once_done(server):
     assert body["result"]["status"] == "success"
     assert 2 <= body["result"]["processing_time"] < 3
     assert datetime.fromisoformat(body["timestamp"])
+
+
+def test_a_templates_start_cancelled_while_it_waits_answers_409_saying_so(server):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            httpx.post, f"{server.url}/api/protected-operation", json={"n": 1}, timeout=30
+        )
+        newest = wait_for_newest(server, "running")
+        httpx.post(f"{server.url}/api/operations/{newest}/cancel", timeout=10)
+        answer = waiting.result()
+
+    assert answer.status_code == 409
+    assert answer.json()["error"] == "operation_cancelled"
+    assert answer.json()["operation_id"] == newest
+    assert answer.json()["operation_status"] == "cancelled"
+    assert answer.json()["reason"] == "Cancelled on request."
+
+
+def wait_for_newest(server: WebServer, status: str) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        newest = httpx.get(f"{server.url}/api/operations", timeout=10).json()["operations"][0]
+        if newest["status"] == status:
+            return newest["id"]
+        time.sleep(0.05)
+    raise AssertionError(f"the newest operation never was {status}")
 
 
 def test_a_hundred_waiting_requests_hold_no_thread_and_no_connection(server):

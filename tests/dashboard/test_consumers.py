@@ -292,17 +292,42 @@ def test_what_the_tab_sends_is_ignored_and_the_socket_stays_open():
     assert asyncio.run(scenario()) == (True, {"version": 1})
 
 
-def scope(origin: str, host: str = "coordhub.example") -> dict:
-    return {"headers": [(b"host", host.encode()), (b"origin", origin.encode())]}
+def scope(origin: str, host: str = "coordhub.example", scheme: str = "ws") -> dict:
+    return {"scheme": scheme, "headers": [(b"host", host.encode()), (b"origin", origin.encode())]}
 
 
 @pytest.mark.parametrize(
-    "origin", ["https://coordhub.example", "http://coordhub.example", "https://trusted.example"]
+    ("origin", "scheme"),
+    [
+        ("https://coordhub.example", "wss"),
+        ("http://coordhub.example", "ws"),
+        ("https://trusted.example", "ws"),
+        ("https://trusted.example", "wss"),
+    ],
 )
-def test_same_origin_accepts_the_sites_own_pages_and_trusted_origins(origin, settings):
+def test_same_origin_accepts_the_sites_own_pages_and_trusted_origins(origin, scheme, settings):
     settings.CSRF_TRUSTED_ORIGINS = ["https://trusted.example"]
 
-    assert same_origin(scope(origin))
+    assert same_origin(scope(origin, scheme=scheme))
+
+
+@pytest.mark.parametrize(
+    ("origin", "scheme"),
+    [("http://coordhub.example", "wss"), ("https://coordhub.example", "ws")],
+)
+def test_same_origin_refuses_the_sites_host_under_the_other_scheme(origin, scheme):
+    assert not same_origin(scope(origin, scheme=scheme))
+
+
+def test_behind_a_trusted_tls_proxy_the_sites_pages_are_https(configure):
+    configure(trusted_proxies="10.0.0.0/8")
+    proxied = scope("https://coordhub.example") | {"client": ("10.0.0.2", 5000)}
+    proxied["headers"].append((b"x-forwarded-proto", b"https"))
+    forged = scope("https://coordhub.example") | {"client": ("203.0.113.9", 5000)}
+    forged["headers"].append((b"x-forwarded-proto", b"https"))
+
+    assert same_origin(proxied)
+    assert not same_origin(forged)
 
 
 @pytest.mark.parametrize(
