@@ -6,8 +6,9 @@ prints one table and stops everything, also on Ctrl-C or error. Exits 0 when eve
 measurement ran, whether or not it met its target (benchmarks report; tests
 assert), and 1 when one could not run.
 
-    python bench/run.py            # about 5 minutes
-    python bench/run.py --quick    # a smoke run of about a minute, without the fault scenarios
+    python bench/run.py            # about 10 minutes (section 9 alone: 4)
+    python bench/run.py --quick    # a smoke run of about two minutes, without the fault scenarios
+    python bench/run.py --only 9   # one section (set-up included)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench/ itself is sys.path[0]
 
-from bench import admission, faults, history, polling, throughput  # noqa: E402
+from bench import admission, faults, history, live, polling, throughput  # noqa: E402
 from bench.load import LoadGenerator  # noqa: E402
 from bench.servers import (  # noqa: E402
     UNLIMITED,
@@ -88,10 +89,14 @@ def progress(message: str) -> None:
 class Run:
     """One benchmark run: its processes, databases, load generator and rows."""
 
-    def __init__(self, stack: Stack, budget: Budget, client: str) -> None:
+    def __init__(
+        self, stack: Stack, budget: Budget, live_budget: live.Budget, client: str, only: str = ""
+    ) -> None:
         self.stack = stack
         self.budget = budget
+        self.live_budget = live_budget
         self.client = client
+        self.only = only  # a section's number: run that one alone (and the set-up)
         self.databases = Databases(stack)
         self.load: LoadGenerator | None = None
         self.rows: list[Row] = []
@@ -126,11 +131,17 @@ class Run:
 
     def section(self, names: list[str], measure: Callable[[], list[Row]]) -> None:
         """Run one group of measurements; if it fails, report each of `names` as failed."""
+        if not self.wanted(names[0]):
+            return
         try:
             self.rows += measure()
         except Exception as exc:
             print(traceback.format_exc(), file=sys.stderr)
             self.rows += [failed(name, exc) for name in names]
+
+    def wanted(self, name: str) -> bool:
+        """Whether the measurement `name` ("3. ...") runs: all do, unless --only names another."""
+        return not self.only or name == "set-up" or name.startswith(f"{self.only}.")
 
     # 1, 4, 5: throughput
 
@@ -424,34 +435,40 @@ def header(run: Run, quick: bool, elapsed: float) -> str:
     budget = run.budget
     load = run.load.name if run.load else "(not started)"
     servers = ", ".join(installed(name) for name in ("daphne", "uvicorn", "gunicorn"))
+    lines = [
+        f"coordhub benchmarks ({'--quick' if quick else 'default'} run, "
+        f"{elapsed / 60:.1f} min): each ratio is figure / baseline, both measured in this "
+        "run, side by side (1, 2, 4: on the same server process)",
+        f"machine: {os.cpu_count()} CPUs, shared with the load generator and other work; "
+        f"Python {platform.python_version()}; Django {version('django')}",
+        f"load generator: {load}; {budget.rounds} round(s) of {budget.seconds} s runs, "
+        "each target run between two baseline runs; ratio = median over rounds of "
+        "target / mean of its two baseline runs",
+        f"web servers: {servers}; access logs off; COORDHUB_ENV=testing, DEBUG off, "
+        "LOG_LEVEL=WARNING",
+        "1/4/5: ENABLE_RATE_LIMITING=true, read and start limits 10000000/min, so every read "
+        "spends the read check; 4 runs one daphne per cache",
+        f"2: one keep-alive client, {budget.latency_samples} starts (simulated, 0.05 s) "
+        f"alternating with GET /bench/minimal; MAX_CONCURRENT_OPERATIONS=1000; "
+        f"`coordhub_worker --threads {WORKER_THREADS}` running on the same database",
+        f"3: all clients share one address (one client to the limits); slot races run "
+        f"without a worker and with rate limiting off; limit {SLOT_LIMIT} slots",
+        f"6: computed, ladder {polling.describe_ladder()}",
+        "7: tests/scaleout, each scenario on its own PostgreSQL, Redis, 2 daphne processes "
+        "and 2 workers (lease 3 s, sweep every 1 s for the kill -9); 5xx rows count "
+        "answers other than 503 (an honest 'unavailable')",
+        f"8: in process (Django's test client, no server), one migrated SQLite file with "
+        f"{history.SMALL} then {history.LARGE:,} finished operations and "
+        f"{sum(history.ACTIVE.values())} active ones; median of 5 runs of "
+        f"{budget.history_requests} requests per read and size",
+        live.describe(run.live_budget),
+    ]
+    # With --only N, the lines of the other sections ("2: ...", "1/4/5: ...") go.
+    sections = [line.split(":")[0].split("/") for line in lines]
     return "\n".join(
-        [
-            f"coordhub benchmarks ({'--quick' if quick else 'default'} run, "
-            f"{elapsed / 60:.1f} min): each ratio is figure / baseline, both measured in this "
-            "run, side by side (1, 2, 4: on the same server process)",
-            f"machine: {os.cpu_count()} CPUs, shared with the load generator and other work; "
-            f"Python {platform.python_version()}; Django {version('django')}",
-            f"load generator: {load}; {budget.rounds} round(s) of {budget.seconds} s runs, "
-            "each target run between two baseline runs; ratio = median over rounds of "
-            "target / mean of its two baseline runs",
-            f"web servers: {servers}; access logs off; COORDHUB_ENV=testing, DEBUG off, "
-            "LOG_LEVEL=WARNING",
-            "1/4/5: ENABLE_RATE_LIMITING=true, read and start limits 10000000/min, so every read "
-            "spends the read check; 4 runs one daphne per cache",
-            f"2: one keep-alive client, {budget.latency_samples} starts (simulated, 0.05 s) "
-            f"alternating with GET /bench/minimal; MAX_CONCURRENT_OPERATIONS=1000; "
-            f"`coordhub_worker --threads {WORKER_THREADS}` running on the same database",
-            f"3: all clients share one address (one client to the limits); slot races run "
-            f"without a worker and with rate limiting off; limit {SLOT_LIMIT} slots",
-            f"6: computed, ladder {polling.describe_ladder()}",
-            "7: tests/scaleout, each scenario on its own PostgreSQL, Redis, 2 daphne processes "
-            "and 2 workers (lease 3 s, sweep every 1 s for the kill -9); 5xx rows count "
-            "answers other than 503 (an honest 'unavailable')",
-            f"8: in process (Django's test client, no server), one migrated SQLite file with "
-            f"{history.SMALL} then {history.LARGE:,} finished operations and "
-            f"{sum(history.ACTIVE.values())} active ones; median of 5 runs of "
-            f"{budget.history_requests} requests per read and size",
-        ]
+        line
+        for line, numbers in zip(lines, sections, strict=True)
+        if not run.only or not numbers[0].isdigit() or run.only in numbers
     )
 
 
@@ -463,7 +480,10 @@ def section_number(row: Row) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about two minutes")
+    parser.add_argument(
+        "--only", choices=[str(number) for number in range(1, 10)], help="run one section alone"
+    )
     parser.add_argument(
         "--client",
         choices=("auto", "wrk", "python"),
@@ -478,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.faults is None:
-        args.faults = not args.quick
+        args.faults = not args.quick and args.only in (None, "7")
 
     def stop_on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -486,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     directory = Path(tempfile.mkdtemp(prefix="coordhub-bench-"))
     stack = Stack(directory)
-    run = Run(stack, QUICK if args.quick else DEFAULT, args.client)
+    budgets = (QUICK, live.QUICK) if args.quick else (DEFAULT, live.DEFAULT)
+    run = Run(stack, *budgets, args.client, args.only or "")
     began = time.monotonic()
     interrupted = False
     try:
@@ -504,11 +525,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.faults:
             progress("scale-out and faults: the tests/scaleout scenarios (about 2 minutes)")
             run.section([faults.NOT_RUN], lambda: faults.rows(directory))
-        else:
+        elif not args.only:
             run.rows.append(Row(faults.NOT_RUN, "not run (--quick; add --faults)"))
-        run.rows += polling.rows()
-        progress("history: the reads at 100 and 100,000 finished operations, in process")
+        run.section(["6. polls"], polling.rows)
+        if run.wanted("8. history"):
+            progress("history: the reads at 100 and 100,000 finished operations, in process")
         run.section(["8. history"], lambda: history.rows(run.budget.history_requests))
+        if run.load is not None:
+            for names, measure in live.measurements(
+                run.stack, run.databases, run.redis_url, run.load, run.live_budget
+            ):
+                if run.wanted(names[0]):
+                    progress(f"live updates: {names[0][3:]}")
+                run.section(names, measure)
     except KeyboardInterrupt:
         progress("interrupted: stopping everything")
         interrupted = True

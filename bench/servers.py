@@ -41,6 +41,17 @@ def environment(**variables: str) -> dict[str, str]:
     )
 
 
+def unlimited_environment(database: str, **variables: str) -> dict[str, str]:
+    """A server's environment on `database` where no limit refuses a request or a start."""
+    limits = {
+        "REQUESTS_PER_MINUTE": UNLIMITED,
+        "START_ATTEMPTS_PER_MINUTE": UNLIMITED,
+        "READ_REQUESTS_PER_MINUTE": UNLIMITED,
+        "MAX_CONCURRENT_OPERATIONS": "1000",
+    }
+    return environment(DATABASE_URL=database, **limits, **variables)
+
+
 @dataclass
 class Stack:
     """Every process of a benchmark run, stopped together by `close` (on success, error or ^C)."""

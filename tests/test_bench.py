@@ -35,6 +35,17 @@ ROWS = (
     "8. history: GET /dashboard/live/ (200) with",
     "8. history: GET /dashboard/live/ unchanged (204) with",
     "8. history: GET /api/operations with",
+    "9. change -> visible in the leader tab p50, socket, SQLite",
+    "9. change -> visible in the leader tab p95, socket, SQLite",
+    "9. change -> visible in the leader tab p50, socket, PostgreSQL + Redis",
+    "9. change -> visible in the leader tab p95, socket, PostgreSQL + Redis",
+    "9. requests per idle browser",
+    "9. idle web process, PostgreSQL: queries/s with 50 sockets",
+    "9. idle web process, SQLite: queries/s",
+    "9. /bench/minimal on a daphne holding 0 requests",
+    "9. /bench/minimal on a daphne holding 100 requests",
+    "9. held requests one daphne keeps",
+    "9. one change wakes 100 held requests",
 )
 
 
