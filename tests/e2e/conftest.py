@@ -38,7 +38,9 @@ def coordhub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API runs an event loop in the main thread while it is
+# open, and the tests after the browser's modules call asyncio.run() there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (Debian package chromium).")
