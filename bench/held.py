@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -203,25 +202,27 @@ def describe(step: Step) -> str:
 
 
 def reach(steps: list[Step]) -> str:
-    """The most held requests before /bench/minimal fell below KEPT_SHARE, and the bound."""
-    slowed = [step.held for step in steps if step.held and step.ratio < KEPT_SHARE]
-    first_slow = min(slowed, default=sys.maxsize)
-    kept = max(
-        (step.held for step in steps if step.ratio >= KEPT_SHARE and step.held < first_slow),
-        default=0,
-    )
-    found = f">= {kept}" + (f" (slower at {first_slow})" if slowed else " (the most measured)")
+    """The most held requests before /bench/minimal first fell below KEPT_SHARE, and the bound."""
+    kept, found = 0, ""
+    for step in steps:
+        if step.ratio < KEPT_SHARE:
+            found = f">= {kept} (below {KEPT_SHARE:.0%} with {held_of(step)} held)"
+            break
+        kept = max(kept, step.held)
+    found = found or f">= {kept} (the most measured)"
     if refused := [step for step in steps if step.held < step.sent]:
         return f"{found}; it holds no more than {refused[0].held} ({REFUSED} past them)"
     return found
 
 
+def held_of(step: Step) -> str:
+    return f"{step.held} of {step.sent}" if step.sent > step.held else f"{step.held}"
+
+
 def rows(steps: list[Step], wake: Wake) -> list[Row]:
     built = [
         Row(
-            f"9. /bench/minimal on a daphne holding {step.held}"
-            + (f" of {step.sent}" if step.sent > step.held else "")
-            + " requests vs one holding none",
+            f"9. /bench/minimal on a daphne holding {held_of(step)} requests vs one holding none",
             f"{step.rate:.0f} req/s; {describe(step)}",
             f"none held {step.baseline:.0f} req/s",
             step.ratio,
