@@ -123,8 +123,8 @@ def is_whole_number(text: str) -> bool:
 class PerClientBound:
     """How many of something (held requests, sockets) each client, and all, have open here."""
 
-    def __init__(self, limit: int, total_limit: int) -> None:
-        self.limit, self.total_limit = limit, total_limit
+    def __init__(self, limit: int, total_limit: int, what: str = "waiting requests") -> None:
+        self.limit, self.total_limit, self.what = limit, total_limit, what
         self._held: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -134,6 +134,19 @@ class PerClientBound:
                 return False
             self._held[client_key] += 1
             return True
+
+    def refusal(self, client_key: str) -> str:
+        """Why `reserve` refused `client_key`, as a sentence."""
+        with self._lock:
+            if self._held[client_key] >= self.limit:
+                return (
+                    f"This client already has {self.limit} {self.what} open here; wait for "
+                    "one to end before opening another."
+                )
+            return (
+                f"This server already holds {self.total_limit} {self.what}, its most; "
+                "try again shortly."
+            )
 
     def release(self, client_key: str) -> None:
         with self._lock:

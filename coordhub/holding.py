@@ -33,6 +33,9 @@ Send = Callable[[Message], Awaitable[None]]
 Application = Callable[[Message, Receive, Send], Awaitable[None]]
 
 HOLD_HEADER_BYTES = HOLD_HEADER.lower().encode()
+# A change that wakes hundreds of held requests rechecks them a few at a time: each
+# recheck is a request in a thread with a database connection from a pool of 20.
+RECHECKS_AT_ONCE = 8
 # A held start's own headers, which the final answer (from a recheck) keeps: where the
 # operation is, and the start budget it spent.
 KEPT_HEADERS = (b"location", b"ratelimit-policy", b"ratelimit")
@@ -68,6 +71,14 @@ class HoldingApplication:
 
     def __init__(self, django: Application) -> None:
         self.django = django
+        self._rechecking: dict[int, asyncio.Semaphore] = {}
+
+    def rechecks_at_once(self) -> asyncio.Semaphore:
+        """This event loop's bound on rechecks in flight (daphne runs one loop)."""
+        loop = id(asyncio.get_running_loop())
+        return self._rechecking.get(loop) or self._rechecking.setdefault(
+            loop, asyncio.Semaphore(RECHECKS_AT_ONCE)
+        )
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         scope = {**scope, CAN_HOLD: True}
@@ -90,7 +101,7 @@ class HoldingApplication:
     ) -> None:
         hold = first.hold
         if not held_requests.reserve(hold.client_key):
-            await too_many_waiting(send, first, hold)
+            await too_many_waiting(send, first, hold, held_requests.refusal(hold.client_key))
             return
         try:
             final = await until_hung_up(receive, self.wait(scope, first))
@@ -113,7 +124,8 @@ class HoldingApplication:
             )
             if not changed:
                 return first
-            answer = await self.recheck(scope, hold)
+            async with self.rechecks_at_once():
+                answer = await self.recheck(scope, hold)
             if answer.hold is None:
                 return answer.keeping(first, KEPT_HEADERS if hold.mode != "changed" else ())
             hold = answer.hold
@@ -154,17 +166,13 @@ def without_hold(start: Message) -> tuple[Message, Hold | None]:
     return {**start, "headers": headers}, hold
 
 
-async def too_many_waiting(send: Send, first: Answer, hold: Hold) -> None:
-    """Past the client's bound: a start that already happened answers as if it did not wait."""
+async def too_many_waiting(send: Send, first: Answer, hold: Hold, detail: str) -> None:
+    """Past a bound: a start that already happened answers as if it did not wait."""
     if hold.mode != "changed":
         headers = [(n, v) for n, v in first.start["headers"] if n.lower() != b"preference-applied"]
         first.start = {**first.start, "headers": headers}
         await first.send_to(send)
         return
-    detail = (
-        f"This client already has {MAX_HELD_PER_CLIENT} waiting requests open; "
-        "wait for one to answer before opening another."
-    )
     body = json.dumps({"error": "too_many_waiting", "detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
     await send({"type": "http.response.start", "status": 429, "headers": headers})

@@ -38,7 +38,7 @@ PROGRESS_NUDGE_SECONDS = 1.0
 # A commit reaches the feed as several changes (the operation, its slot): one nudge for all.
 GATHER_SECONDS = 0.02
 
-open_sockets = PerClientBound(MAX_SOCKETS_PER_CLIENT, MAX_SOCKETS_PER_PROCESS)
+open_sockets = PerClientBound(MAX_SOCKETS_PER_CLIENT, MAX_SOCKETS_PER_PROCESS, "sockets")
 
 
 class LiveConsumer(AsyncWebsocketConsumer):

@@ -215,6 +215,7 @@ def test_a_per_client_bound_refuses_past_its_limit_and_frees_on_release():
     bound = PerClientBound(2, total_limit=4)
 
     assert [bound.reserve("a"), bound.reserve("a"), bound.reserve("a")] == [True, True, False]
+    assert bound.refusal("a").startswith("This client already has 2 waiting requests open")
     assert bound.reserve("b")
     bound.release("a")
     assert bound.reserve("a")
@@ -225,6 +226,9 @@ def test_a_per_client_bound_refuses_everyone_past_its_total():
     bound = PerClientBound(2, total_limit=3)
 
     assert [bound.reserve(key) for key in "abcd"] == [True, True, True, False]
+    assert bound.refusal("d") == (
+        "This server already holds 3 waiting requests, its most; try again shortly."
+    )
     bound.release("a")
     assert bound.reserve("d")
 

@@ -233,6 +233,7 @@ def test_past_its_bound_one_client_waiting_again_is_refused_with_429(server):
 
     assert refused.status_code == 429
     assert refused.json()["error"] == "too_many_waiting"
+    assert refused.json()["detail"].startswith("This client already has 20 waiting requests")
     assert refused.headers["Retry-After"] == "1"
 
 
