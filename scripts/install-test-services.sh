@@ -7,6 +7,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The README's first steps call the API with curl; a test runs them.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # Extra tools named on the command line (`make bench` asks for wrk, its load generator).
 for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from operations import apikeys
@@ -50,3 +52,24 @@ def test_last_use_is_written_at_most_once_a_minute(ada):
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
     apikeys.authenticate(secret)
     assert ApiKey.objects.get(pk=key.pk).last_used_at > first
+
+
+def test_the_command_prints_a_secret_that_authenticates_as_the_user(django_user_model):
+    ada = django_user_model.objects.create_user("ada", password="x")
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("coordhub_apikey", "ada", "--name", "nightly report", stdout=out, stderr=err)
+
+    secret = out.getvalue().strip()
+    assert apikeys.authenticate(secret).user == ada
+    assert apikeys.authenticate(secret).name == "nightly report"
+    assert secret not in err.getvalue()
+
+
+@pytest.mark.parametrize("active", [None, False])
+def test_the_command_refuses_an_unknown_or_inactive_user(django_user_model, active):
+    if active is not None:
+        django_user_model.objects.create_user("ada", password="x", is_active=active)
+
+    with pytest.raises(CommandError, match="'ada'"):
+        call_command("coordhub_apikey", "ada", stdout=io.StringIO(), stderr=io.StringIO())
