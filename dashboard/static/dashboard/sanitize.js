@@ -16,7 +16,7 @@ const CONFIG = Object.freeze({
     "thead", "tbody", "tr", "th", "td", "progress", "button",
   ],
   ALLOWED_ATTR: [
-    "id", "class", "role", "max", "value", "type",
+    "id", "class", "role", "max", "value", "type", "scope", "tabindex",
     "data-state-version", "data-content-version", "data-rendered-at", "data-status",
     "data-testid", "data-countdown",
     "hx-post", "hx-target", "hx-swap",
