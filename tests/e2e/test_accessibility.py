@@ -1,0 +1,95 @@
+"""axe-core (axe-playwright-python) finds no WCAG 2.2 AA violation on coordhub's pages.
+
+The dashboard with operations in every state, the sign-in page and the admin's
+changelists, each in light and dark, at desktop and phone widths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page
+
+from coordhub.testing.processes import manage
+
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 360, "height": 740}}
+STAFF, STAFF_PASSWORD = "axe-staff", "axe-staff-password-2417"
+STAFF_PAGES = [
+    "/",
+    "/admin/",
+    "/admin/operations/operation/",
+    "/admin/operations/slot/",
+    "/admin/operations/apikey/",
+]
+
+
+@pytest.fixture(scope="module")
+def staff(coordhub_server) -> str:
+    """A superuser on the server, and operations queued, running, failed and completed."""
+    environment = coordhub_server.env | {"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD}
+    manage(
+        "createsuperuser",
+        "--no-input",
+        "--username",
+        STAFF,
+        "--email",
+        "a@example.com",
+        env=environment,
+    )
+    for params in ({"duration": 60}, {"duration": 0.1, "fail": True}, {"duration": 0.1}):
+        body = {"kind": "simulated", "params": params}
+        httpx.post(f"{coordhub_server.url}/api/operations", json=body, timeout=10)
+    return STAFF
+
+
+def violations(page: Page) -> list[str]:
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_22_AA}})
+    return [
+        f"{violation['id']}: {[node['target'] for node in violation['nodes']]}"
+        for violation in results.response["violations"]
+    ]
+
+
+@pytest.fixture(params=[(scheme, size) for scheme in ("light", "dark") for size in VIEWPORTS])
+def page(request, browser: Browser) -> Iterator[Page]:
+    scheme, size = request.param
+    context = browser.new_context(color_scheme=scheme, viewport=VIEWPORTS[size])
+    yield context.new_page()
+    context.close()
+
+
+def test_the_sign_in_page_has_no_violation(page: Page, coordhub_server):
+    page.goto(f"{coordhub_server.url}/accounts/login/")
+
+    assert violations(page) == []
+
+
+def test_the_dashboard_and_the_admin_have_no_violation_for_staff(
+    page: Page, coordhub_server, staff
+):
+    page.goto(f"{coordhub_server.url}/accounts/login/")
+    page.fill("#id_username", staff)
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{coordhub_server.url}/")
+
+    found = {}
+    for path in STAFF_PAGES:
+        page.goto(f"{coordhub_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        found[path] = violations(page)
+
+    assert found == {path: [] for path in STAFF_PAGES}
+
+
+def test_axe_reports_a_violation_planted_in_the_page(browser: Browser, coordhub_server):
+    page = browser.new_page()
+    page.goto(f"{coordhub_server.url}/accounts/login/")
+    page.evaluate("document.querySelector('#id_username').removeAttribute('id')")
+
+    assert any(line.startswith("label") for line in violations(page))
+    page.close()
