@@ -4,7 +4,14 @@ from django.urls import include, path
 
 from monitoring import views as monitoring
 
+# Django's admin as coordhub's: its name, and an index that links the health page.
+admin.site.site_header = admin.site.site_title = "coordhub"
+admin.site.index_title = "coordhub administration"
+admin.site.index_template = "admin/coordhub_index.html"
+
 urlpatterns = [
+    # Before the admin's own URLs, whose catch-all would answer it with a 404.
+    path("admin/health/", monitoring.health_page, name="admin-health"),
     path("admin/", admin.site.urls),
     # Sign-in for everyone; the admin's own page refuses users who are not staff.
     path("accounts/login/", auth.LoginView.as_view(), name="login"),

@@ -7,8 +7,12 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -53,6 +57,23 @@ def health(request: HttpRequest) -> JsonResponse:
     if failed and not sees_errors(request):
         body["detail"] = f"Failed: {', '.join(failed)}. {WHY_HIDDEN}"
     return JsonResponse(body, status=503 if failed else 200)
+
+
+@allow_methods("GET")
+@never_cache
+@staff_member_required
+def health_page(request: HttpRequest) -> TemplateResponse:
+    """The health checks as a page of the admin, each failed one with its reason."""
+    checks = run_checks(with_errors=True)
+    context = {
+        **admin.site.each_context(request),
+        **reports.health_figures(),
+        "title": "Health",
+        "checks": checks,
+        "failed": sorted(name for name, result in checks.items() if result["status"] != "up"),
+        "checked_at": timezone.now(),
+    }
+    return TemplateResponse(request, "monitoring/health_page.html", context)
 
 
 @allow_methods("GET")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import json
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -12,11 +14,14 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django_tasks_db.models import DBTaskResult
 
 from operations.admin import ApiKeyAdmin
+from operations.admin.columns import duration_text
 from operations.admission import admit
 from operations.apikeys import issue
+from operations.maintenance import beat
 from operations.models import ApiKey, Operation, Slot, Status
 from operations.slots import ensure_slots, holds_of, release
 
@@ -24,6 +29,8 @@ pytestmark = pytest.mark.django_db
 
 OPERATIONS = reverse("admin:operations_operation_changelist")
 SLOTS = reverse("admin:operations_slot_changelist")
+HEALTH = reverse("admin-health")
+SITE_NAME = '<div id="site-name"><a href="/admin/">coordhub</a></div>'
 
 
 @pytest.fixture(autouse=True)
@@ -44,13 +51,9 @@ def start(django_capture_on_commit_callbacks):
 
 
 def ended(status: Status = Status.COMPLETED, **fields: object) -> Operation:
+    defaults = {"params": {"duration": 1.0, "fail": False}, "finished_at": timezone.now()}
     return Operation.objects.create(
-        kind="simulated",
-        params={"duration": 1.0, "fail": False},
-        status=status,
-        client_key="ip:10.0.0.9",
-        finished_at=timezone.now(),
-        **fields,
+        kind="simulated", status=status, client_key="ip:10.0.0.9", **{**defaults, **fields}
     )
 
 
@@ -488,3 +491,189 @@ def test_an_api_key_of_a_superuser_does_not_open_the_admin(admin_user):
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_admin_is_coordhubs_and_lists_operations_not_task_results(admin_client):
+    index = admin_client.get(reverse("admin:index"))
+    changelist = admin_client.get(OPERATIONS)
+
+    assert SITE_NAME in index.text
+    assert "<title>coordhub administration | coordhub</title>" in index.text
+    assert SITE_NAME in changelist.text
+    assert not admin.site.is_registered(DBTaskResult)
+    assert "django_tasks_database" not in [app["app_label"] for app in index.context["app_list"]]
+    assert "Task Results" not in index.text
+    assert f'<a href="{HEALTH}">Health</a>' in index.text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.04, "0.0 s"),
+        (12.34, "12.3 s"),
+        (59.96, "1 min 00 s"),
+        (245, "4 min 05 s"),
+        (7380, "2 h 03 min"),
+        (-1.5, "0.0 s"),
+    ],
+)
+def test_durations_read_in_tenths_then_minutes_then_hours(seconds, shown):
+    assert duration_text(seconds) == shown
+
+
+def test_changelist_shows_times_to_the_second_and_each_operations_duration(admin_client):
+    started = datetime(2026, 11, 30, 12, 3, 7, tzinfo=UTC)
+    ended(
+        created_at=started - timedelta(seconds=2),
+        started_at=started,
+        finished_at=started + timedelta(minutes=4, seconds=5),
+    )
+    Operation.objects.create(
+        kind="simulated",
+        status=Status.RUNNING,
+        started_at=timezone.now() - timedelta(seconds=12.3),
+    )
+    ended(Status.CANCELLED, started_at=None)  # cancelled while queued: it never ran
+
+    page = admin_client.get(OPERATIONS)
+
+    assert page.status_code == 200
+    assert "Nov. 30, 2026, 12:03:05" in page.text  # created
+    assert "Nov. 30, 2026, 12:03:07" in page.text  # started
+    assert "Nov. 30, 2026, 12:07:12" in page.text  # finished
+    columns = page.context["cl"].model_admin
+    shown = sorted(columns.duration(operation) for operation in page.context["cl"].result_list)
+    assert shown[:2] == ["-", "4 min 05 s"]
+    assert shown[2].startswith("running for 12.")
+    assert '<td class="field-duration">4 min 05 s</td>' in page.text
+
+
+def test_changelist_sorts_operations_by_duration(admin_client):
+    for seconds in (60, 5, 245):
+        ended(
+            started_at=timezone.now() - timedelta(seconds=seconds),
+            finished_at=timezone.now(),
+            message=f"took {seconds}",
+        )
+    column = admin_client.get(OPERATIONS).context["cl"].list_display.index("duration")
+
+    shortest_first = admin_client.get(OPERATIONS, {"o": str(column)})
+    longest_first = admin_client.get(OPERATIONS, {"o": f"-{column}"})
+
+    def order(page) -> list[str]:
+        return [operation.message for operation in page.context["cl"].result_list]
+
+    assert order(shortest_first) == ["took 5", "took 60", "took 245"]
+    assert order(longest_first) == ["took 245", "took 60", "took 5"]
+
+
+def test_date_hierarchy_links_narrow_the_list_to_a_year(admin_client):
+    old = ended(created_at=datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
+    new = ended(created_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+
+    page = admin_client.get(OPERATIONS)
+    year_2025 = admin_client.get(OPERATIONS, {"created_at__year": "2025"})
+
+    assert '<nav class="toplinks"' in page.text
+    assert "?created_at__year=2025" in page.text
+    assert "?created_at__year=2026" in page.text
+    assert set(page.context["cl"].result_list) == {old, new}
+    assert list(year_2025.context["cl"].result_list) == [old]
+
+
+def test_change_page_shows_params_and_result_as_indented_escaped_json(admin_client):
+    params = {"duration": 1.0, "data": {"note": "<script>alert(1)</script>", "ok": "ü"}}
+    result = {"processed_data": params["data"], "duration": 1.0}
+    operation = ended(
+        params=params,
+        result=result,
+        started_at=timezone.now() - timedelta(seconds=1.5),
+    )
+
+    page = admin_client.get(change_url(operation))
+
+    assert page.status_code == 200
+    assert escape(json.dumps(params, indent=2, ensure_ascii=False, sort_keys=True)) in page.text
+    assert escape(json.dumps(result, indent=2, ensure_ascii=False, sort_keys=True)) in page.text
+    assert "&quot;note&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in page.text
+    assert "<script>alert(1)" not in page.text
+    assert page.text.count('<pre style="white-space: pre-wrap; margin: 0">') == 2
+    assert "1.5 s" in page.text
+
+
+def test_change_page_shows_times_to_the_second(admin_client):
+    operation = ended(
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        started_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+        finished_at=datetime(2026, 1, 2, 3, 4, 18, 500000, tzinfo=UTC),
+    )
+
+    page = admin_client.get(change_url(operation))
+
+    assert "Jan. 2, 2026, 03:04:05" in page.text
+    assert "Jan. 2, 2026, 03:04:06" in page.text
+    assert "Jan. 2, 2026, 03:04:18" in page.text
+    assert "12.5 s" in page.text
+
+
+def test_change_page_shows_a_dash_for_what_has_not_happened_yet(admin_client, start):
+    queued = start()  # not started, no result, no duration
+
+    page = admin_client.get(change_url(queued))
+
+    assert page.status_code == 200
+    assert '<div class="readonly">None</div>' not in page.text
+    for field in ("result_json", "started", "finished", "duration"):
+        shown = re.search(rf'field-{field}".*?<div class="readonly">(.*?)</div>', page.text, re.S)
+        assert (field, shown[1]) == (field, "-")
+
+
+def test_slot_changelist_shows_lease_times_to_the_second(admin_client):
+    Slot.objects.filter(number=1).update(
+        lease_expires_at=datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC),
+        claimed_at=datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC),
+    )
+
+    page = admin_client.get(SLOTS)
+
+    assert "Nov. 30, 2026, 12:00:30" in page.text
+    assert "Nov. 30, 2026, 12:00:00" in page.text
+
+
+def test_the_health_page_shows_each_check_and_why_it_failed(admin_client):
+    page = admin_client.get(HEALTH)
+
+    assert page.status_code == 200
+    assert page["Content-Type"].startswith("text/html")
+    assert SITE_NAME in page.text
+    for name in ("database", "cache", "workers"):
+        assert f'<tr id="check-{name}">\n<th scope="row">{name}</th>' in page.text
+    assert page.context["checks"]["database"] == {"status": "up"}
+    assert page.context["checks"]["workers"]["status"] == "down"
+    assert "<strong>Degraded</strong>: workers is down." in page.text
+    assert "No worker has been seen in the last" in page.text
+    assert "0 of 2 slots" in page.text
+    assert 'href="/api/health"' in page.text
+    assert "no-cache" in page["Cache-Control"]
+
+
+def test_the_health_page_is_healthy_when_a_worker_beats(admin_client):
+    beat("test-worker", threads=1)
+
+    page = admin_client.get(HEALTH)
+
+    assert page.status_code == 200
+    assert "<strong>Healthy</strong>: every check passed." in page.text
+    assert {check["status"] for check in page.context["checks"].values()} == {"up"}
+
+
+def test_the_health_page_sends_users_who_are_not_staff_to_the_admins_sign_in(
+    client, django_user_model
+):
+    anonymous = client.get(HEALTH)
+    client.force_login(django_user_model.objects.create_user("ada"))
+    signed_in = client.get(HEALTH)
+
+    for response in (anonymous, signed_in):
+        assert response.status_code == 302
+        assert response["Location"] == f"{reverse('admin:login')}?next={HEALTH}"

@@ -1,7 +1,8 @@
 """The admin: inspect, cancel and retry operations; inspect and force-release slots.
 
 Both tables change only through the engine (admission, cancellation, fenced slot
-release), never by editing rows, so every change form is read-only.
+release), never by editing rows, so every change form is read-only. How their
+columns read (times to the second, durations, JSON) is in `columns`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import format_html
 from django.utils.translation import ngettext
+from django_tasks_db.models import DBTaskResult
 
 from operations import apikeys, counters, outcomes
+from operations.admin.columns import OperationColumns, SlotColumns, operation_links
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
@@ -28,21 +30,13 @@ from operations.slots import Hold, release
 
 LIST_AND_FORM = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
 
-
-def operation_links(operations: list[Operation]) -> SafeString:
-    """Comma-separated links to the operations' admin pages, by short id."""
-    return format_html_join(
-        ", ",
-        '<a href="{}">{}</a>',
-        (
-            (reverse("admin:operations_operation_change", args=[operation.pk]), operation.short_id)
-            for operation in operations
-        ),
-    )
+# Operations are the one list: each task row belongs to an operation, whose page says more.
+if admin.site.is_registered(DBTaskResult):
+    admin.site.unregister(DBTaskResult)
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(OperationColumns, admin.ModelAdmin):
     list_display = [
         "short_id",
         "kind",
@@ -50,21 +44,27 @@ class OperationAdmin(admin.ModelAdmin):
         "progress_percent",
         "client_key",
         "user",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "created",
+        "started",
+        "finished",
+        "duration",
     ]
     list_filter = ["status", "kind", ("created_at", admin.DateFieldListFilter)]
+    date_hierarchy = "created_at"
     search_fields = ["id", "kind", "client_key", "error"]
     list_select_related = ["user"]
     fieldsets = [
         (None, {"fields": ["id", "kind", "status", "progress", "message", "cancel_requested"]}),
-        ("Input and outcome", {"fields": ["params", "result", "error"]}),
+        ("Input and outcome", {"fields": ["params_json", "result_json", "error"]}),
         ("Origin", {"fields": ["client_key", "user", "task_id", "held_slot"]}),
-        ("Times", {"fields": ["created_at", "started_at", "finished_at"]}),
+        ("Times", {"fields": ["created", "started", "finished", "duration"]}),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
     actions = ["cancel_operations", "retry_operations"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Operation]:
+        # The duration column sorts on this; operations not yet finished have none.
+        return super().get_queryset(request).annotate(run_time=F("finished_at") - F("started_at"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # operations start through admission only ("Retry as new operations")
@@ -82,22 +82,6 @@ class OperationAdmin(admin.ModelAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("operations.add_operation")
-
-    @admin.display(description="id", ordering="id")
-    def short_id(self, operation: Operation) -> str:
-        return operation.short_id
-
-    @admin.display(description="progress", ordering="progress")
-    def progress_percent(self, operation: Operation) -> str:
-        return f"{operation.progress}%"
-
-    @admin.display(description="slot")
-    def held_slot(self, operation: Operation) -> str | None:
-        slot = Slot.objects.filter(operation=operation).first()
-        if slot is None:
-            return None
-        url = reverse("admin:operations_slot_change", args=[slot.pk])
-        return format_html('<a href="{}">{}</a>', url, slot)
 
     @admin.action(
         description="Cancel this operation",
@@ -194,15 +178,8 @@ class OperationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Slot)
-class SlotAdmin(admin.ModelAdmin):
-    list_display = [
-        "number",
-        "holder",
-        "lease_version",
-        "lease_expires_at",
-        "claimed_at",
-        "expired",
-    ]
+class SlotAdmin(SlotColumns, admin.ModelAdmin):
+    list_display = ["number", "holder", "lease_version", "lease_expires", "claimed", "expired"]
     list_select_related = ["operation"]
     fields = list_display
     readonly_fields = list_display
@@ -219,17 +196,6 @@ class SlotAdmin(admin.ModelAdmin):
 
     def has_force_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("operations.change_slot")
-
-    @admin.display(description="holder", ordering="operation")
-    def holder(self, slot: Slot) -> str | None:
-        if slot.operation is None:
-            return None
-        url = reverse("admin:operations_operation_change", args=[slot.operation.pk])
-        return format_html('<a href="{}">{}</a>', url, slot.operation)
-
-    @admin.display(description="expired", boolean=True)
-    def expired(self, slot: Slot) -> bool:
-        return slot.operation_id is not None and slot.is_expired()
 
     @admin.action(description="Force release selected slots", permissions=["force_release"])
     def force_release(
