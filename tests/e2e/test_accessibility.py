@@ -1,7 +1,8 @@
 """axe-core (axe-playwright-python) finds no WCAG 2.2 AA violation on coordhub's pages.
 
-The dashboard with operations in every state, the sign-in page and the admin's
-changelists, each in light and dark, at desktop and phone widths.
+The dashboard with operations in every state, the sign-in page, the admin's
+index, changelists and health page, each in light and dark, at desktop and phone
+widths; and the skip link and the live regions a screen reader hears.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ STAFF_PAGES = [
     "/admin/operations/operation/",
     "/admin/operations/slot/",
     "/admin/operations/apikey/",
+    "/admin/health/",
 ]
 
 
@@ -93,3 +95,42 @@ def test_axe_reports_a_violation_planted_in_the_page(browser: Browser, coordhub_
 
     assert any(line.startswith("label") for line in violations(page))
     page.close()
+
+
+def test_a_skip_link_leads_past_the_header_to_the_content(browser: Browser, coordhub_server):
+    page = browser.new_page()
+    page.goto(coordhub_server.url)
+
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Enter")
+    landed = page.evaluate("document.activeElement.id")
+    page.close()
+
+    assert focused == "Skip to content"
+    assert landed == "content"
+
+
+def test_the_countdown_is_no_live_region_and_changes_of_state_are_announced(
+    browser: Browser, coordhub_server
+):
+    page = browser.new_page()
+    page.goto(coordhub_server.url)
+    live_ancestors = page.evaluate(
+        "document.querySelector('#poll-status').closest('[aria-live]:not([aria-live=off])')"
+    )
+    body = {"kind": "simulated", "params": {"duration": 30}}
+    started = httpx.post(f"{coordhub_server.url}/api/operations", json=body, timeout=10).json()
+    page.locator("body").click()  # an action: the tab polls at once
+    announcer = page.locator("#state-announcer")
+    announcer.wait_for(state="attached")
+    page.wait_for_function(
+        "document.querySelector('#state-announcer').textContent.includes('running')"
+        " || document.querySelector('#state-announcer').textContent.includes('queued')"
+    )
+    said = announcer.text_content()
+    httpx.post(f"{coordhub_server.url}/api/operations/{started['id']}/cancel", timeout=10)
+    page.close()
+
+    assert live_ancestors is None
+    assert said.startswith("Operations shown: ")

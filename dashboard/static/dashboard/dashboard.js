@@ -60,13 +60,26 @@ function paint(html, { served = false } = {}) {
   if (served) servedRenderedAt = Math.max(servedRenderedAt, renderedAt(fresh) || 0);
   else if (renderedAt(fresh) < servedRenderedAt) return;
   if (fresh.dataset.contentVersion !== live.dataset.contentVersion) {
+    const stateChanged = fresh.dataset.stateVersion !== live.dataset.stateVersion;
     live.replaceWith(fresh);
     window.htmx?.process(fresh);
     startCountdowns(fresh);
+    if (stateChanged) announceOperations(fresh);
   }
   // Also when the region already shows it (a cancel swapped it in): else every poll
   // would send stale versions, be answered in full and count as a change of state.
   versions = currentVersions();
+}
+
+const STATUSES = ["running", "queued", "completed", "failed", "cancelled"];
+
+/** Say what the operations are now, once per change of state (never per progress tick). */
+function announceOperations(region) {
+  const rows = [...region.querySelectorAll("tr.operation")];
+  const counts = STATUSES.map((status) => [status, rows.filter((row) => row.dataset.status === status).length]);
+  const said = counts.filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
+  const announcer = document.getElementById("state-announcer");
+  if (announcer) announcer.textContent = `Operations shown: ${said.join(", ") || "none"}.`;
 }
 
 function showRole(role) {
@@ -77,7 +90,8 @@ function showRole(role) {
 function showSchedule(schedule) {
   const status = document.getElementById("poll-status");
   const text = scheduleText(schedule);
-  // The footer is a live region: rewriting the same words would announce them again.
+  // Not a live region: a countdown read out every second is noise. Changes of state
+  // are announced by #state-announcer, changes of role by #tab-role's own region.
   if (status.textContent !== text) status.textContent = text;
 }
 
