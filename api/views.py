@@ -17,6 +17,7 @@ from django.urls import reverse
 from api.bodies import json_object
 from api.clients import client_key, may_control
 from api.errors import with_usage
+from api.history import listing_of, page_of
 from api.holds import (
     Mode,
     can_hold,
@@ -34,7 +35,6 @@ from api.pipeline import (
     start_attempts_limited,
 )
 from api.shapes import (
-    PRIVATE_FIELDS,
     etag_of,
     operation_json,
     operation_summary,
@@ -46,7 +46,6 @@ from operations.exceptions import Forbidden, InvalidRequest, NotFound, Operation
 from operations.feed import process_feed
 from operations.models import Operation, Status
 
-RECENT_OPERATIONS = 50
 SEED_DURATION_SECONDS = 2
 START_FIELDS = {"kind", "params"}
 
@@ -56,7 +55,7 @@ START_FIELDS = {"kind", "params"}
 @signed_in
 @start_attempts_limited
 def operations(request: HttpRequest) -> HttpResponse:
-    """GET: summaries of recent operations, newest first. POST {"kind", "params"}: start one."""
+    """GET: a page of operation summaries, newest first. POST {"kind", "params"}: start one."""
     if request.method == "GET":
         return list_operations(request)
     body = json_object(request)
@@ -101,10 +100,10 @@ def started(
 
 @read_limited
 def list_operations(request: HttpRequest) -> HttpResponse:
-    # Summaries leave the private, unbounded fields out: do not even read them.
-    recent = Operation.objects.all().defer(*PRIVATE_FIELDS)[:RECENT_OPERATIONS]
-    summaries = [operation_summary(request, operation) for operation in recent]
-    return JsonResponse({"operations": summaries})
+    """A page of summaries, filtered as the query asks (`api.history`), and the next page's URL."""
+    page = page_of(request, listing_of(request))
+    summaries = [operation_summary(request, operation) for operation in page.operations]
+    return JsonResponse({"operations": summaries, "next": page.next_url})
 
 
 @allow_methods("GET")
