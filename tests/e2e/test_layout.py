@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import Browser
@@ -91,3 +93,19 @@ def test_each_palette_keeps_text_readable(browser: Browser, coordhub_server, sch
     assert (luminance(background) < 0.05) == (scheme == "dark"), colours
     assert contrast(colours["ink"], background) >= 7, colours
     assert contrast(colours["muted"], colours["panel"]) >= 4.5, colours
+
+
+def test_times_read_as_relative_with_the_local_time_and_zone_on_hover(
+    browser: Browser, coordhub_server, operations_shown
+):
+    context = browser.new_context(timezone_id="Asia/Tokyo", locale="en-US")
+    page = context.new_page()
+    page.goto(coordhub_server.url)
+    created = page.locator("tr.operation time.ago").first
+
+    shown, hover = created.text_content(), created.get_attribute("title")
+    context.close()
+
+    assert re.fullmatch(r"(now|\d+ (sec|min|hr|day)s?\. ago|.+ ago)", shown), shown
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", hover), hover  # to the second
+    assert "GMT+9" in hover, hover  # in the browser's own zone

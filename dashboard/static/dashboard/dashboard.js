@@ -64,11 +64,31 @@ function paint(html, { served = false } = {}) {
     live.replaceWith(fresh);
     window.htmx?.process(fresh);
     startCountdowns(fresh);
+    showTimes(fresh);
     if (stateChanged) announceOperations(fresh);
   }
   // Also when the region already shows it (a cancel swapped it in): else every poll
   // would send stale versions, be answered in full and count as a change of state.
   versions = currentVersions();
+}
+
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+const ABSOLUTE = new Intl.DateTimeFormat(undefined, {
+  dateStyle: "medium",
+  timeStyle: "long", // to the second, with the zone
+});
+const UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+/** Times as "3 min. ago", with the local time and zone on hover, from each <time datetime>. */
+function showTimes(root) {
+  for (const element of root.querySelectorAll("time.ago[datetime]")) {
+    const moment = new Date(element.getAttribute("datetime"));
+    if (Number.isNaN(moment.getTime())) continue;
+    const seconds = Math.round((moment.getTime() - Date.now()) / 1000);
+    const [unit, size] = UNITS.find(([, length]) => Math.abs(seconds) >= length) ?? UNITS.at(-1);
+    element.textContent = RELATIVE.format(Math.round(seconds / size), unit);
+    element.title = ABSOLUTE.format(moment);
+  }
 }
 
 const STATUSES = ["running", "queued", "completed", "failed", "cancelled"];
@@ -133,6 +153,8 @@ handle = startTabs({
 });
 setInterval(() => showSchedule(lastSchedule), 1000);
 startCountdowns(document);
+showTimes(document);
+setInterval(() => showTimes(document), 15000);
 
 // A change this tab made (start, cancel) is news for the leader: poll now.
 document.addEventListener("coordhub:changed", () => handle.wake());
@@ -142,6 +164,7 @@ document.addEventListener("htmx:afterSwap", (event) => {
     servedRenderedAt = Math.max(servedRenderedAt, renderedAt(event.target) || 0);
   }
   startCountdowns(event.target);
+  showTimes(event.target);
 });
 document.addEventListener("submit", () => handle.noteAction());
 document.addEventListener("click", (event) => {

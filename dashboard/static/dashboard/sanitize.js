@@ -13,10 +13,10 @@ const CONFIG = Object.freeze({
   // An element not listed goes with everything inside it, as a whole.
   ALLOWED_TAGS: [
     "#text", "div", "section", "h2", "span", "strong", "ol", "li", "p", "small", "table",
-    "thead", "tbody", "tr", "th", "td", "progress", "button",
+    "thead", "tbody", "tr", "th", "td", "progress", "button", "time",
   ],
   ALLOWED_ATTR: [
-    "id", "class", "role", "max", "value", "type", "scope", "tabindex",
+    "id", "class", "role", "max", "value", "type", "scope", "tabindex", "datetime", "title",
     "data-state-version", "data-content-version", "data-rendered-at", "data-status",
     "data-testid", "data-countdown",
     "hx-post", "hx-target", "hx-swap",
