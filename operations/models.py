@@ -73,6 +73,8 @@ class Operation(models.Model):
             models.Index(
                 fields=["kind", "status", "finished_at"], name="operation_kind_recent_idx"
             ),
+            # One client's operations, newest first: the history's `client` filter.
+            models.Index(fields=["client_key", "created_at"], name="operation_client_recent_idx"),
         ]
 
     def __str__(self) -> str:
