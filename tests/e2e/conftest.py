@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from coordhub.testing.processes import manage
 from tests.live import LiveServer
 
 CHROMIUM = os.environ.get("COORDHUB_CHROMIUM", "/usr/bin/chromium")
@@ -48,3 +49,23 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def api_headers(coordhub_server: LiveServer) -> dict[str, str]:
+    """Headers of an API key of its own, for tests that start operations to look at them.
+
+    Its starts spend that key's user's budget, not the one the browser shares with
+    every anonymous request from this machine, which other tests count on.
+    """
+    manage(
+        "createsuperuser",
+        "--no-input",
+        "--username",
+        "e2e-api",
+        "--email",
+        "e@example.com",
+        env=coordhub_server.env | {"DJANGO_SUPERUSER_PASSWORD": "e2e-api-password-5521"},
+    )
+    secret = manage("coordhub_apikey", "e2e-api", "--name", "e2e", env=coordhub_server.env)
+    return {"Authorization": f"Bearer {secret.strip()}"}

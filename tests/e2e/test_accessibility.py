@@ -31,7 +31,7 @@ STAFF_PAGES = [
 
 
 @pytest.fixture(scope="module")
-def staff(coordhub_server) -> str:
+def staff(coordhub_server, api_headers) -> str:
     """A superuser on the server, and operations queued, running, failed and completed."""
     environment = coordhub_server.env | {"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD}
     manage(
@@ -45,7 +45,9 @@ def staff(coordhub_server) -> str:
     )
     for params in ({"duration": 60}, {"duration": 0.1, "fail": True}, {"duration": 0.1}):
         body = {"kind": "simulated", "params": params}
-        httpx.post(f"{coordhub_server.url}/api/operations", json=body, timeout=10)
+        httpx.post(
+            f"{coordhub_server.url}/api/operations", json=body, headers=api_headers, timeout=10
+        )
     return STAFF
 
 
@@ -113,7 +115,7 @@ def test_a_skip_link_leads_past_the_header_to_the_content(browser: Browser, coor
 
 
 def test_the_countdown_is_no_live_region_and_changes_of_state_are_announced(
-    browser: Browser, coordhub_server
+    browser: Browser, coordhub_server, api_headers
 ):
     page = browser.new_page()
     page.goto(coordhub_server.url)
@@ -121,13 +123,14 @@ def test_the_countdown_is_no_live_region_and_changes_of_state_are_announced(
         "document.querySelector('#poll-status').closest('[aria-live]:not([aria-live=off])')"
     )
     body = {"kind": "simulated", "params": {"duration": 30}}
-    started = httpx.post(f"{coordhub_server.url}/api/operations", json=body, timeout=10).json()
+    url = f"{coordhub_server.url}/api/operations"
+    started = httpx.post(url, json=body, headers=api_headers, timeout=10).json()
     page.locator("body").click()  # an action: the tab polls at once
     announcer = page.locator("#state-announcer")
     # A locator, not wait_for_function: the page's CSP forbids the eval it polls with.
     expect(announcer).to_have_text(re.compile(r"\b(running|queued)\b"))
     said = announcer.text_content()
-    httpx.post(f"{coordhub_server.url}/api/operations/{started['id']}/cancel", timeout=10)
+    httpx.post(f"{url}/{started['id']}/cancel", headers=api_headers, timeout=10)
     page.close()
 
     assert live_ancestors is None

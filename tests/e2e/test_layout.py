@@ -14,11 +14,12 @@ LONG_WORD = "x" * 300
 
 
 @pytest.fixture(scope="module")
-def operations_shown(coordhub_server) -> None:
+def operations_shown(coordhub_server, api_headers) -> None:
     """A few operations on the server, one with a long unbroken word in its message."""
     for data in ({}, {"note": LONG_WORD}):
         body = {"kind": "simulated", "params": {"duration": 0.2, "data": data}}
-        httpx.post(f"{coordhub_server.url}/api/operations", json=body, timeout=10)
+        url = f"{coordhub_server.url}/api/operations"
+        httpx.post(url, json=body, headers=api_headers, timeout=10)
 
 
 @pytest.mark.parametrize("path", ["/", "/accounts/login/"])
