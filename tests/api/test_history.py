@@ -422,7 +422,7 @@ def query_plans(client: Client, query: str) -> list[list[str]]:
     return plans
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="EXPLAIN QUERY PLAN is SQLite's")
+@pytest.mark.sqlite  # EXPLAIN QUERY PLAN is SQLite's
 @pytest.mark.parametrize(
     "query",
     [

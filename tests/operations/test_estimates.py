@@ -148,7 +148,7 @@ def test_the_estimate_takes_one_query_per_distinct_kind(django_assert_num_querie
         expected_free_in(NOW)
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.sqlite  # reads SQLite's query plan
 def test_a_kinds_history_is_read_through_its_index():
     with CaptureQueriesContext(connection) as captured:
         kind_duration("simulated")

@@ -62,7 +62,7 @@ def test_summary_rows_never_load_params_or_result(client, path):
         assert f'{TABLE}."result"' not in sql, sql
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="EXPLAIN QUERY PLAN is SQLite's")
+@pytest.mark.sqlite  # EXPLAIN QUERY PLAN is SQLite's
 @pytest.mark.parametrize("path", READS)
 def test_operations_are_read_through_an_index_never_sorted_whole(client, path):
     """No read scans the table; only the few active ones (found by status) may be sorted."""
@@ -76,7 +76,7 @@ def test_operations_are_read_through_an_index_never_sorted_whole(client, path):
             assert all("operation_status_recent_idx (status=?)" in step for step in reads), steps
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="EXPLAIN QUERY PLAN is SQLite's")
+@pytest.mark.sqlite  # EXPLAIN QUERY PLAN is SQLite's
 def test_the_newest_finished_ones_walk_created_at_and_stop(client):
     from dashboard.state import version_queries
 

@@ -45,7 +45,7 @@ def round_trip(look: Callable[[], object]) -> tuple[object, object, object]:
     return applied, reversed_, reapplied
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_the_triggers_come_with_the_migration_and_go_with_its_reversal():
     applied, reversed_, reapplied = round_trip(installed)
@@ -55,7 +55,7 @@ def test_the_triggers_come_with_the_migration_and_go_with_its_reversal():
     assert reapplied == (TRIGGERS, FUNCTIONS)
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite needs no triggers")
+@pytest.mark.sqlite
 @pytest.mark.django_db(transaction=True)
 def test_on_sqlite_the_migration_changes_nothing_both_ways():
     def schema() -> list[tuple]:

@@ -19,9 +19,8 @@ from operations.models import Operation, Slot, Status
 from operations.slots import Hold, claim_slot, ensure_slots, release, renew
 from tests.operations.feed import Recorder
 
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="PostgreSQL's triggers and LISTEN/NOTIFY"
-)
+# PostgreSQL's triggers and LISTEN/NOTIFY: deselected on SQLite (tests/conftest.py).
+on_postgresql = pytest.mark.postgresql
 
 # Long enough for a notification sent at commit to arrive; nothing more is coming after it.
 NOTIFIED_WITHIN = 0.5

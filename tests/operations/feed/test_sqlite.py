@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
 from operations.admission import admit
@@ -17,9 +17,8 @@ from operations.models import Counter, Operation, Slot, Status
 from operations.slots import claim_slot, ensure_slots, release
 from tests.operations.feed import Recorder
 
-on_sqlite = pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="watches SQLite's PRAGMA data_version"
-)
+# Watches SQLite's PRAGMA data_version: deselected on PostgreSQL (tests/conftest.py).
+on_sqlite = pytest.mark.sqlite
 
 # The detector looks every CHECK_SECONDS: a committed change shows well within this.
 SHOWS_WITHIN = 2.0
