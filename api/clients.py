@@ -25,6 +25,11 @@ def trusted_networks(spec: str) -> tuple[IPNetwork, ...]:
     return networks
 
 
+def is_trusted_proxy(address: str) -> bool:
+    """Whether `address`, a direct peer, is one of TRUSTED_PROXIES."""
+    return is_trusted(address, trusted_networks(settings.COORDHUB.trusted_proxies))
+
+
 def is_trusted(address: str, networks: tuple) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -126,13 +126,17 @@ def operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
     etag = etag_of(body)
     # A recheck compares with what the client was shown when held, not with every ETag
     # it listed: a list of predicted ETags must not turn each change into a free read.
-    shown = f'"{recheck["etag"]}"' if recheck else request.headers.get("If-None-Match", "")
-    if not etag_matches(etag, shown):
+    unchanged = etag == recheck["etag"] if recheck else etag_matches(etag, if_none_match(request))
+    if not unchanged:
         return JsonResponse(body, headers={"ETag": etag})
     response = HttpResponseNotModified(headers={"ETag": etag})
     if holding:
-        hold_for(response, request, found, seen_version, "changed", wait, etag=etag.strip('"'))
+        hold_for(response, request, found, seen_version, "changed", wait, etag=etag)
     return response
+
+
+def if_none_match(request: HttpRequest) -> str:
+    return request.headers.get("If-None-Match", "")
 
 
 def answer_when_ended(

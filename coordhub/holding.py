@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 from api.holds import (
@@ -60,6 +61,15 @@ class Answer:
         self.start = {**self.start, "headers": [*self.start["headers"], *kept]}
         return self
 
+    async def take(self, message: Message, passing: Send | None = None) -> None:
+        """Keep `message` back if this answer is held (always, without `passing`), else pass it."""
+        if message["type"] == "http.response.start":
+            self.start, self.hold = without_hold(message)
+        if passing is not None and self.hold is None:
+            await passing(message)
+        elif message["type"] == "http.response.body":
+            self.body.append(message)
+
     async def send_to(self, send: Send) -> None:
         await send(self.start)
         for message in self.body:
@@ -83,16 +93,7 @@ class HoldingApplication:
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         scope = {**scope, CAN_HOLD: True}
         answer = Answer()
-
-        async def keep_held(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer.start, answer.hold = without_hold(message)
-            if answer.hold is None:
-                await send(message)
-            elif message["type"] == "http.response.body":
-                answer.body.append(message)
-
-        await self.django(scope, receive, keep_held)
+        await self.django(scope, receive, partial(answer.take, passing=send))
         if answer.hold is not None:
             await self.answer_held(scope, receive, send, answer)
 
@@ -144,14 +145,7 @@ class HoldingApplication:
             RECHECK: {"mode": hold.mode, "until": hold.until, "etag": hold.etag},
         }
         answer = Answer()
-
-        async def keep(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer.start, answer.hold = without_hold(message)
-            else:
-                answer.body.append(message)
-
-        await self.django(recheck, empty_body(), keep)
+        await self.django(recheck, empty_body(), answer.take)
         return answer
 
 

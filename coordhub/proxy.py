@@ -11,20 +11,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import sync_and_async_middleware
 
 # The one reading of TRUSTED_PROXIES (coordhub.config.parse_networks), shared with X-Forwarded-For.
-from api.clients import is_trusted, trusted_networks
+from api.clients import is_trusted_proxy
 
 FORWARDED_PROTO = "HTTP_X_FORWARDED_PROTO"
 
 
 def from_trusted_proxy(request: HttpRequest) -> bool:
     """Say whether the direct peer of `request` is a trusted proxy."""
-    networks = trusted_networks(settings.COORDHUB.trusted_proxies)
-    return is_trusted(request.META.get("REMOTE_ADDR", ""), networks)
+    return is_trusted_proxy(request.META.get("REMOTE_ADDR", ""))
 
 
 def forget_untrusted_forwarded_proto(request: HttpRequest) -> None:

@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.http import is_same_domain
 
-from api.clients import address_behind_proxies, address_key, is_trusted, trusted_networks
+from api.clients import address_behind_proxies, address_key, is_trusted_proxy
 from api.holds import PerClientBound
 from operations.feed import Change, ChangeFeed, process_feed
 
@@ -175,7 +175,7 @@ def page_scheme(scope: dict) -> str:
     if scope.get("scheme") == "wss":
         return "https"
     peer = (scope.get("client") or ("", 0))[0]
-    proxied = is_trusted(peer, trusted_networks(settings.COORDHUB.trusted_proxies))
+    proxied = is_trusted_proxy(peer)
     return "https" if proxied and header(scope, b"x-forwarded-proto") == "https" else "http"
 
 
