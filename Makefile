@@ -7,7 +7,7 @@ PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint check bench
+.PHONY: run test lint check bench screenshots
 
 $(PY): .python-version
 	@python="$$(scripts/python-for-venv.sh)" && echo "Creating $(VENV) with $$python" && \
@@ -42,6 +42,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test pyproject.toml
 bench: $(VENV)/.installed-bench
 	scripts/install-test-services.sh wrk
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# A throwaway coordhub, photographed by Chromium into docs/screenshots/ (the README shows them).
+screenshots: $(VENV)/.installed-test
+	$(PY) scripts/screenshots.py $(SCREENSHOTS_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .

@@ -2,13 +2,15 @@
 
 `GET /api/operations` takes `status`, `kind`, `client`, `id` (a prefix), `limit` and
 `cursor`. `listing_of` reads them, refusing a bad or unknown one by name; `page_of`
-reads one page, newest first by (created_at, id), and the URL of the next.
+reads one page, newest first by (created_at, id), and the cursors of the pages beside it.
 
-Pages are keyset pages: a cursor holds the (created_at, id) of the last row shown,
-and the next page is every matching row strictly older. An operation started while
-a client pages is newer than every cursor it holds, so it never pushes an older row
-onto a page already read or past one not yet read. The cursor is signed, and bound
-to the filters it was made for: a client cannot craft one or move it to another list.
+Pages are keyset pages: a cursor holds the (created_at, id) of a row shown, and the
+next page is the matching rows strictly older than the last one, the previous page
+those strictly newer than the first. An operation started while a client pages is
+newer than every cursor it holds, so it never pushes an older row onto a page
+already read or past one not yet read. The cursor is signed, and bound to the
+filters it was made for (api.cursors): a client cannot craft one or move it to
+another list.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from itertools import takewhile
 from urllib.parse import urlencode
 
-from django.core import signing
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 
 from api.clients import client_key
-from api.shapes import PRIVATE_FIELDS
+from api.cursors import Position, cursor_of, cursor_position
+from api.shapes import UNSUMMARISED_FIELDS
 from operations.exceptions import Forbidden, InvalidRequest
 from operations.kinds import known_kinds
 from operations.models import Operation, Status
@@ -37,9 +39,6 @@ PARAMETERS = ("status", "kind", "client", "id", "limit", "cursor")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MINE = "me"
-CURSOR_SALT = "coordhub.api.history.cursor"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 LIMIT_PATTERN = re.compile(r"[0-9]{1,3}")
 # A client key as api.clients.client_key makes them: a user, an address or network, a digest.
 CLIENT_KEY_PATTERN = re.compile(
@@ -76,64 +75,77 @@ class Filters:
 
 
 @dataclass(frozen=True)
-class Position:
-    """Where a page ended: the last row's creation time and id."""
-
-    created_at: datetime
-    id: uuid.UUID
-
-    @classmethod
-    def of(cls, operation: Operation) -> Position:
-        return cls(operation.created_at, operation.id)
-
-
-@dataclass(frozen=True)
 class Listing:
     """One request for a page of the history."""
 
     filters: Filters
     limit: int = DEFAULT_LIMIT
     limit_given: bool = False
-    after: Position | None = None
+    after: Position | None = None  # the rows older than this one
+    before: Position | None = None  # the rows newer than this one
+
+    def parameters(self) -> list[tuple[str, str]]:
+        """The filters and the limit as the query gave them: what a link to a page keeps."""
+        limit = [("limit", str(self.limit))] if self.limit_given else []
+        return self.filters.as_parameters() + limit
 
 
 @dataclass(frozen=True)
 class Page:
+    """Rows newest first, and the cursors of the older and the newer page (None: no page)."""
+
     operations: list[Operation]
-    next_url: str | None
+    older: str | None = None
+    newer: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+
+    def query(self, cursor: str) -> str:
+        """The query string of the page `cursor` leads to, with this page's filters."""
+        return urlencode([*self.parameters, ("cursor", cursor)], safe=",:")
+
+    @property
+    def next_url(self) -> str | None:
+        return f"{reverse('operations')}?{self.query(self.older)}" if self.older else None
+
+    @property
+    def prev_url(self) -> str | None:
+        return f"{reverse('operations')}?{self.query(self.newer)}" if self.newer else None
 
 
-def listing_of(request: HttpRequest) -> Listing:
+def listing_of(request: HttpRequest, query: QueryDict | None = None) -> Listing:
     """Read the list's query parameters; raise InvalidRequest (or Forbidden) naming a bad one.
 
-    An empty value is the same as leaving the parameter out, as an HTML form sends it.
-    `status` may be repeated or comma-separated; any other parameter given twice, or one
-    the list does not take, is refused rather than ignored: a misspelt filter must not
-    answer with the whole history.
+    They come from `query`, by default the request's own. An empty value is the same
+    as leaving the parameter out, as an HTML form sends it. `status` may be repeated or
+    comma-separated; any other parameter given twice, or one the list does not take, is
+    refused rather than ignored: a misspelt filter must not answer with the whole history.
     """
-    unknown = sorted(set(request.GET) - set(PARAMETERS))
+    query = request.GET if query is None else query
+    unknown = sorted(set(query) - set(PARAMETERS))
     if unknown:
         names = ", ".join(repr(name[:SHOWN_CHARACTERS]) for name in unknown)
         raise InvalidRequest(
             f"Unknown query parameter(s) {names}; the list takes {', '.join(PARAMETERS)}."
         )
     filters = Filters(
-        statuses=statuses_of(request.GET.getlist("status")),
-        kind=kind_of(single(request, "kind")),
-        client=client_of(request, single(request, "client")),
-        id_prefix=id_prefix_of(single(request, "id")),
+        statuses=statuses_of(query.getlist("status")),
+        kind=kind_of(single(query, "kind")),
+        client=client_of(request, single(query, "client")),
+        id_prefix=id_prefix_of(single(query, "id")),
     )
-    limit = single(request, "limit")
+    limit = single(query, "limit")
+    position, newer = cursor_position(single(query, "cursor"), filters.fingerprint())
     return Listing(
         filters=filters,
         limit=limit_of(limit) if limit else DEFAULT_LIMIT,
         limit_given=bool(limit),
-        after=cursor_position(single(request, "cursor"), filters),
+        after=None if newer else position,
+        before=position if newer else None,
     )
 
 
-def single(request: HttpRequest, name: str) -> str:
-    values = request.GET.getlist(name)
+def single(query: QueryDict, name: str) -> str:
+    values = query.getlist(name)
     if len(values) > 1:
         raise InvalidRequest(f"{name} was given {len(values)} times; give it once.")
     return values[0] if values else ""
@@ -209,46 +221,37 @@ def limit_of(value: str) -> int:
     return int(value)
 
 
-def cursor_of(position: Position, filters: Filters) -> str:
-    """A cursor for the rows after `position`, signed and bound to `filters`."""
-    since_epoch = (position.created_at - EPOCH) // MICROSECOND
-    payload = [since_epoch, position.id.hex, filters.fingerprint()]
-    return signing.Signer(salt=CURSOR_SALT).sign_object(payload)
-
-
-def cursor_position(cursor: str, filters: Filters) -> Position | None:
-    """Where the page `cursor` continues from; InvalidRequest for one this API did not give."""
-    if not cursor:
-        return None
-    try:
-        since_epoch, id_hex, fingerprint = signing.Signer(salt=CURSOR_SALT).unsign_object(cursor)
-        position = Position(EPOCH + since_epoch * MICROSECOND, uuid.UUID(hex=id_hex))
-    except (signing.BadSignature, ValueError, TypeError, AttributeError, OverflowError) as exc:
-        raise InvalidRequest(
-            f"cursor={shown(cursor)} is not a cursor this list gave out; "
-            "follow a `next` link as it was given, or start again without a cursor."
-        ) from exc
-    if fingerprint != filters.fingerprint():
-        raise InvalidRequest(
-            f"cursor={shown(cursor)} continues a list with other filters; "
-            "send it with the filters of the `next` link that gave it."
-        )
-    return position
-
-
 def page_of(request: HttpRequest, listing: Listing) -> Page:
-    """The page `listing` asks for, newest first, and the URL of the next one (None at the end)."""
+    """The page `listing` asks for, newest first, with the cursors of the pages beside it.
+
+    Its older page is the rows older than its last row (none past the end); its newer
+    page, the rows newer than its first (none on the first page). A page reached from
+    an older one has a newer one; a page reached from a newer one, an older one. When
+    nothing is newer than a cursor to the newer rows, the first page answers it.
+    """
     found = matching_operations(request, listing)
     matching = in_statuses(found, listing.filters.statuses)
-    operations, more = newest(matching, sources(found, listing.filters), listing.limit)
-    if not more:
-        return Page(operations, None)
-    cursor = cursor_of(Position.of(operations[-1]), listing.filters)
-    parameters = listing.filters.as_parameters()
-    if listing.limit_given:
-        parameters.append(("limit", str(listing.limit)))
-    parameters.append(("cursor", cursor))
-    return Page(operations, f"{reverse('operations')}?{urlencode(parameters, safe=',:')}")
+    to_newer = listing.before is not None
+    operations, more = nearest(
+        matching, sources(found, listing.filters), listing.limit, newer=to_newer
+    )
+    if to_newer and not operations:
+        return page_of(request, replace(listing, before=None))
+    if to_newer:
+        operations.reverse()
+    if operations:
+        first, last = Position.of(operations[0]), Position.of(operations[-1])
+    else:  # emptied since its link was made: the way back starts at the cursor's own row
+        first, last = (listing.after.just_older() if listing.after else None), None
+    has_older = more or to_newer
+    has_newer = more if to_newer else listing.after is not None
+    filters = listing.filters
+    return Page(
+        operations,
+        older=cursor_of(last, filters.fingerprint()) if has_older and last else None,
+        newer=cursor_of(first, filters.fingerprint(), newer=True) if has_newer and first else None,
+        parameters=tuple(listing.parameters()),
+    )
 
 
 def matching_operations(request: HttpRequest, listing: Listing) -> QuerySet[Operation]:
@@ -257,7 +260,7 @@ def matching_operations(request: HttpRequest, listing: Listing) -> QuerySet[Oper
     Summaries never read params, result or error.
     """
     filters = listing.filters
-    found = Operation.objects.all().defer(*PRIVATE_FIELDS)
+    found = Operation.objects.all().defer(*UNSUMMARISED_FIELDS)
     if filters.kind:
         found = found.filter(kind=filters.kind)
     if filters.client:
@@ -273,6 +276,11 @@ def matching_operations(request: HttpRequest, listing: Listing) -> QuerySet[Oper
         found = found.filter(created_at__lte=after.created_at).exclude(
             created_at=after.created_at, id__gte=after.id
         )
+    if listing.before:
+        before = listing.before  # (created_at, id) > the cursor's, likewise
+        found = found.filter(created_at__gte=before.created_at).exclude(
+            created_at=before.created_at, id__lte=before.id
+        )
     return found
 
 
@@ -283,7 +291,7 @@ def in_statuses(found: QuerySet[Operation], statuses: tuple[str, ...]) -> QueryS
 
 
 def sources(found: QuerySet[Operation], filters: Filters) -> list[QuerySet[Operation]]:
-    """The queries whose newest rows, merged, are the newest of `found` in the filters' statuses.
+    """The queries whose newest (or oldest) rows, merged, are those of `found` in its statuses.
 
     One a status: `status IN (...)` ordered by time makes the database fetch and sort
     every row of those statuses (see dashboard.state.ordered_operations), while each
@@ -297,25 +305,32 @@ def sources(found: QuerySet[Operation], filters: Filters) -> list[QuerySet[Opera
     return [found.filter(status=status) for status in statuses]
 
 
-def newest(
-    matching: QuerySet[Operation], sources: list[QuerySet[Operation]], limit: int
+def nearest(
+    matching: QuerySet[Operation],
+    sources: list[QuerySet[Operation]],
+    limit: int,
+    *,
+    newer: bool = False,
 ) -> tuple[list[Operation], bool]:
     """The `limit` newest of `matching` by (created_at, id), and whether more match.
 
-    Each source is read ordered by created_at alone, which its index gives without a
-    sort. Rows created in the same microsecond may then come in any order, so when
-    the page ends inside such a tie, every row of that instant is read again by id.
+    With `newer`, the `limit` oldest instead, oldest first: the rows nearest a cursor
+    to the newer rows. Each source is read ordered by created_at alone, which its index
+    gives without a sort. Rows created in the same microsecond may then come in any
+    order, so when the page ends inside such a tie, every row of that instant is read
+    again by id.
     """
+    sign = "" if newer else "-"
     fetched: dict[uuid.UUID, Operation] = {}
     for source in sources:
         # A row that changed status between two sources' reads is kept once.
-        fetched |= {row.id: row for row in source.order_by("-created_at")[: limit + 1]}
-    rows = sorted(fetched.values(), key=lambda row: (row.created_at, row.id), reverse=True)
+        fetched |= {row.id: row for row in source.order_by(f"{sign}created_at")[: limit + 1]}
+    rows = sorted(fetched.values(), key=lambda row: (row.created_at, row.id), reverse=not newer)
     if len(rows) <= limit:
         return rows, False
     boundary = rows[limit - 1].created_at
     if rows[limit].created_at == boundary:
-        above = [row for row in rows if row.created_at > boundary]
-        tied = matching.filter(created_at=boundary).order_by("-id")[: limit - len(above)]
-        rows = above + list(tied)
+        nearer = list(takewhile(lambda row: row.created_at != boundary, rows))
+        tied = matching.filter(created_at=boundary).order_by(f"{sign}id")[: limit - len(nearer)]
+        rows = nearer + list(tied)
     return rows[:limit], True

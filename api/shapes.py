@@ -19,6 +19,8 @@ from operations.kinds import shown_result
 from operations.models import Operation, Status, iso
 
 PRIVATE_FIELDS = ("params", "result", "error")
+# Never read for a summary row: the private fields and the other unbounded ones.
+UNSUMMARISED_FIELDS = (*PRIVATE_FIELDS, "message_history", "traceback")
 
 
 def public_fields(operation: Operation) -> dict[str, object]:
@@ -33,6 +35,7 @@ def public_fields(operation: Operation) -> dict[str, object]:
         "created_at": iso(operation.created_at),
         "started_at": iso(operation.started_at),
         "finished_at": iso(operation.finished_at),
+        "retry_of": str(operation.retry_of_id) if operation.retry_of_id else None,
     }
 
 
@@ -46,7 +49,9 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict[str, obje
     }
     if not visible:
         private = dict.fromkeys(PRIVATE_FIELDS)
-    return public_fields(operation) | private | {"details_visible": visible}
+    # The last few messages with their times: public, like the message itself.
+    messages = {"messages": operation.message_history}
+    return public_fields(operation) | messages | private | {"details_visible": visible}
 
 
 def operation_summary(request: HttpRequest, operation: Operation) -> dict[str, object]:

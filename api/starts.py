@@ -17,6 +17,7 @@ from django.http import HttpRequest
 
 from api import limits
 from api.clients import client_key
+from operations import refusals
 from operations.admission import admit_valid
 from operations.exceptions import AdmissionError, RateLimited
 from operations.kinds import get_kind
@@ -29,8 +30,12 @@ class Started:
     usage: limits.Usage | None  # the start budget after this start; None while limits are off
 
 
-def start_operation(request: HttpRequest, kind_name: object, params: object) -> Started:
+def start_operation(
+    request: HttpRequest, kind_name: object, params: object, retry_of: Operation | None = None
+) -> Started:
     """Start `kind_name` with `params` for this client, or raise why not.
+
+    `retry_of`: the operation this start retries (the caller checked the client may).
 
     Raises UnknownKind or InvalidParams before anything is spent, then
     RateLimitUnavailable when the counters cannot be read (fail closed: the limits
@@ -40,7 +45,9 @@ def start_operation(request: HttpRequest, kind_name: object, params: object) -> 
     cleaned = kind.validate(params)
     usage = spend_start(request)
     try:
-        operation = admit_valid(kind, cleaned, client_key=client_key(request), user=request.user)
+        operation = admit_valid(
+            kind, cleaned, client_key=client_key(request), user=request.user, retry_of=retry_of
+        )
     except AdmissionError as refusal:
         refusal.usage = limits.refund(usage)
         raise
@@ -59,7 +66,13 @@ def spend_start(request: HttpRequest) -> limits.Usage | None:
         attempts, usage = limits.spend_together(request, limits.ATTEMPT, limits.START)
         if attempts and attempts.exceeded:
             limits.refund(usage)
-            raise RateLimited(attempts)
+            raise refused_for_rate(attempts)
     if usage and usage.exceeded:
-        raise RateLimited(limits.refund(usage))
+        raise refused_for_rate(limits.refund(usage))
     return usage
+
+
+def refused_for_rate(usage: limits.Usage | None) -> RateLimited:
+    """The refusal of a start past one of the client's limits, counted for the charts."""
+    refusals.record(RateLimited.code)
+    return RateLimited(usage)

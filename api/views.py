@@ -72,14 +72,19 @@ def operations(request: HttpRequest) -> HttpResponse:
 
 
 def started(
-    request: HttpRequest, kind: object, params: object, wait: int = 0, mode: Mode = "finished"
+    request: HttpRequest,
+    kind: object,
+    params: object,
+    wait: int = 0,
+    mode: Mode = "finished",
+    retry_of: Operation | None = None,
 ) -> HttpResponse:
     """Start the operation and answer 202 with it and where to watch it.
 
     With `wait`, the 202 is held until the operation ends (then `mode` answers).
     """
     seen_version = process_feed().current_version() if wait else 0
-    start = start_operation(request, kind, params)
+    start = start_operation(request, kind, params, retry_of)
     operation = start.operation
     body = operation_json(request, operation)
     response = JsonResponse(body, status=202, headers={"ETag": etag_of(body)})
@@ -100,10 +105,10 @@ def started(
 
 @read_limited
 def list_operations(request: HttpRequest) -> HttpResponse:
-    """A page of summaries, filtered as the query asks (`api.history`), and the next page's URL."""
+    """A page of summaries, filtered as the query asks (`api.history`), and the pages beside it."""
     page = page_of(request, listing_of(request))
     summaries = [operation_summary(request, operation) for operation in page.operations]
-    return JsonResponse({"operations": summaries, "next": page.next_url})
+    return JsonResponse({"operations": summaries, "next": page.next_url, "prev": page.prev_url})
 
 
 @allow_methods("GET")
@@ -187,6 +192,21 @@ def cancel_operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpRespo
         raise Forbidden("Only the client that started an operation may cancel it.")
     body = operation_json(request, cancel(found))
     return JsonResponse(body, headers={"ETag": etag_of(body)})
+
+
+@allow_methods("POST")
+@csrf_for_sessions
+@signed_in
+@start_attempts_limited
+def retry_operation(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
+    """Start an operation again, with its kind and params, as a new one recorded as its retry.
+
+    Admitted like any start: the same limits, the same 202 or 429.
+    """
+    original = find(operation_id)
+    if not may_control(request, original):
+        raise Forbidden("Only the client that started an operation may retry it.")
+    return started(request, original.kind, original.params, retry_of=original)
 
 
 def find(operation_id: uuid.UUID) -> Operation:

@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("api/", include("monitoring.urls")),
     path("metrics", monitoring.prometheus_metrics, name="metrics"),
+    # The dashboard's charts panel (monitoring draws them; no app imports another's views).
+    path("dashboard/charts/", monitoring.charts, name="dashboard-charts"),
     path("", include("dashboard.urls")),
 ]
 

@@ -23,7 +23,7 @@ CONTENT_HEADER = "X-Coordhub-Content"
 OPERATION_FIELDS = ("id", "status", "progress", "message")
 SLOT_FIELDS = ("number", "operation_id", "lease_expires_at")
 # The summary rows leave out the unbounded JSON fields.
-UNSHOWN_FIELDS = ("params", "result")
+UNSHOWN_FIELDS = ("params", "result", "message_history", "traceback")
 UNFINISHED_STATUSES = tuple(status for status in Status if status not in FINISHED_STATUSES)
 
 

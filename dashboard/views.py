@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from api import limits
 from api.clients import may_control
 from api.pipeline import allow_methods, count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
+from dashboard.detail import cancel_for
+from dashboard.history import page_history
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
-from operations.cancellation import cancel
+from monitoring.drawing import chart_context
 from operations.exceptions import (
     AdmissionError,
+    Forbidden,
     InvalidParams,
+    InvalidRequest,
     NoFreeSlot,
-    OperationFinished,
     RateLimited,
     RateLimitUnavailable,
 )
@@ -58,6 +62,32 @@ def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[s
     }
 
 
+def retry_form_context(request: HttpRequest, retry_of: str) -> dict[str, Any]:
+    """The start form, filled in from the operation `retry_of` names if this client may retry it."""
+    if not retry_of:
+        return start_form_context("simulated")
+    try:
+        original = retried_operation(request, retry_of)
+    except (InvalidRequest, Forbidden) as exc:
+        return start_form_context("simulated", problem=str(exc))
+    kind = get_kind(chosen_kind(original.kind))
+    form = kind.params_form(initial=original.params)
+    return start_form_context(kind.name, form, retry_of=original)
+
+
+def retried_operation(request: HttpRequest, value: str) -> Operation:
+    """The operation a start retries, named by `value`; raise why this client may not retry it."""
+    try:
+        operation = Operation.objects.filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        operation = None
+    if operation is None:
+        raise InvalidRequest(f"There is no operation {value[:40]!r} to retry.")
+    if not may_control(request, operation):
+        raise Forbidden("Only the client that started an operation may retry it.")
+    return operation
+
+
 def chosen_kind(name: str) -> str:
     return name if name in known_kinds() else "simulated"
 
@@ -65,8 +95,13 @@ def chosen_kind(name: str) -> str:
 @allow_methods("GET")
 @signed_in
 def index(request: HttpRequest) -> HttpResponse:
-    """The whole dashboard page."""
-    context = live_context(request, start_budget(request)) | start_form_context("simulated")
+    """The whole dashboard page; `?retry_of=<id>` fills the start form in from that operation."""
+    form_context = retry_form_context(request, request.GET.get("retry_of", ""))
+    context = live_context(request, start_budget(request)) | form_context | page_history(request)
+    if charts := request.GET.get("charts"):  # `?charts=day`: the charts' links without htmx
+        context |= chart_context(charts)
+    # Without, the page carries a panel that asks for the charts once it is up: the
+    # page is not held back by them.
     return render(request, "dashboard/index.html", context | {"config": settings.COORDHUB})
 
 
@@ -93,7 +128,14 @@ def live(request: HttpRequest) -> HttpResponse:
 def start_form(request: HttpRequest) -> HttpResponse:
     """The parameter fields of the chosen kind."""
     kind_name = chosen_kind(request.GET.get("kind", "simulated"))
-    return render(request, "dashboard/index.html#start-form", start_form_context(kind_name))
+    extra = {}
+    if retry_of := request.GET.get("retry_of", ""):  # a retry with changes whose kind changed
+        try:
+            extra["retry_of"] = retried_operation(request, retry_of)
+        except (InvalidRequest, Forbidden) as exc:
+            extra["problem"] = str(exc)
+    context = start_form_context(kind_name, **extra)
+    return render(request, "dashboard/index.html#start-form", context)
 
 
 @allow_methods("POST")
@@ -105,21 +147,27 @@ def start(request: HttpRequest) -> HttpResponse:
     status, extra = 400, {}
     try:
         count_start_attempt(request)  # answered in the form, like every refusal here
+        retry_of = request.POST.get("retry_of", "")
+        original = retried_operation(request, retry_of) if retry_of else None
+        extra = {"retry_of": original}
         if form.is_valid():  # a form sent back with errors spends no start
             params = {key: value for key, value in form.cleaned_data.items() if value is not None}
-            extra = {"started": start_operation(request, kind_name, params).operation}
+            started = start_operation(request, kind_name, params, original).operation
+            extra = {"started": started}
             status, form = 201, None
     except RateLimited as exc:
-        status, extra = 429, {"retry_after": exc.usage.reset_seconds, "error": exc.code}
+        status, extra = 429, extra | {"retry_after": exc.usage.reset_seconds, "error": exc.code}
     except NoFreeSlot as exc:
-        status, extra = 429, {"retry_after": exc.retry_after, "error": exc.code}
+        status, extra = 429, extra | {"retry_after": exc.retry_after, "error": exc.code}
+    except (InvalidRequest, Forbidden) as exc:  # the operation it would retry
+        status, extra = exc.status, {"problem": str(exc)}
     except RateLimitUnavailable as exc:
         status, extra = exc.status, {"problem": str(exc)}
     except InvalidParams as exc:
         for field, messages in exc.errors.items():
             form.add_error(field if field in form.fields else None, messages)
     except AdmissionError as exc:
-        extra = {"problem": str(exc)}
+        extra |= {"problem": str(exc)}
     context = start_form_context(kind_name, form, **extra)
     response = render(request, "dashboard/index.html#start-form", context, status=status)
     if status == 201:
@@ -131,15 +179,7 @@ def start(request: HttpRequest) -> HttpResponse:
 @signed_in
 def cancel_operation(request: HttpRequest, operation_id: Any) -> HttpResponse:
     """Cancel from the dashboard and answer with the refreshed live region."""
-    operation = get_object_or_404(Operation, pk=operation_id)
-    status = 200
-    if not may_control(request, operation):
-        status = 403
-    else:
-        try:
-            cancel(operation)
-        except OperationFinished as exc:
-            status = exc.status
+    status = cancel_for(request, operation_id)
     context = live_context(request, start_budget(request))
     response = render(request, "dashboard/index.html#live", context, status=status)
     response["HX-Trigger"] = CHANGED_EVENT

@@ -1,4 +1,4 @@
-"""The monitoring endpoints: health, the templates' reports, and Prometheus text."""
+"""The monitoring endpoints: health, the templates' reports, Prometheus text and the charts."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from api.pipeline import allow_methods, signed_in
+from api.pipeline import allow_methods, read_limited, signed_in
 from monitoring import reports
+from monitoring.drawing import chart_context
 from monitoring.health import run_checks
 from monitoring.prometheus import CoordhubCollector
 from operations.exceptions import Forbidden
@@ -102,3 +104,11 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     registry = CollectorRegistry()
     registry.register(CoordhubCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+@allow_methods("GET")
+@signed_in
+@read_limited
+def charts(request: HttpRequest) -> HttpResponse:
+    """The dashboard's charts panel for `?range=hour|day`, for htmx to swap in; 400 for others."""
+    return render(request, "monitoring/charts.html", chart_context(request.GET.get("range")))

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django_tasks_db.backend import DatabaseBackend
 
-from operations import counters
+from operations import counters, refusals
 from operations.exceptions import NoFreeSlot
 from operations.kinds import Kind, get_kind
 from operations.models import Operation
@@ -23,19 +23,31 @@ from operations.tasks import run_operation
 
 
 def admit(
-    kind_name: object, params: object, *, client_key: str = "", user: Any = None
+    kind_name: object,
+    params: object,
+    *,
+    client_key: str = "",
+    user: Any = None,
+    retry_of: Operation | None = None,
 ) -> Operation:
     """Start an operation of `kind_name`, or raise why it cannot start."""
     kind = get_kind(kind_name)
-    return admit_valid(kind, kind.validate(params), client_key=client_key, user=user)
+    cleaned = kind.validate(params)
+    return admit_valid(kind, cleaned, client_key=client_key, user=user, retry_of=retry_of)
 
 
 def admit_valid(
-    kind: Kind, params: dict[str, Any], *, client_key: str = "", user: Any = None
+    kind: Kind,
+    params: dict[str, Any],
+    *,
+    client_key: str = "",
+    user: Any = None,
+    retry_of: Operation | None = None,
 ) -> Operation:
     """Claim a slot for `kind` with validated `params`, create the operation, enqueue it.
 
-    Raises NoFreeSlot when every slot is taken.
+    Raises NoFreeSlot when every slot is taken. `retry_of`: the operation this one
+    retries, recorded on the new one.
 
     One short write transaction: claim the slot, enqueue the task, insert the
     operation (already carrying its task's id), count the allocation.
@@ -46,6 +58,7 @@ def admit_valid(
         params=params,
         client_key=client_key,
         user=user if user is not None and user.is_authenticated else None,
+        retry_of=retry_of,
     )
     try:
         with transaction.atomic(), counters.counted():
@@ -63,8 +76,9 @@ def admit_valid(
                 operation.save(force_insert=True)
                 transaction.on_commit(partial(enqueue_after_commit, operation, hold))
             counters.add(counters.ALLOCATIONS)
-    except NoFreeSlot:
+    except NoFreeSlot as refusal:
         counters.add(counters.REJECTIONS)
+        refusals.record(refusal.code)
         raise
     return operation
 

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -25,6 +26,8 @@ RENEWALS_PER_LEASE = 3
 # A kind that ignores check() is ended this long after its deadline by the lease keeper.
 TIMEOUT_GRACE_SECONDS = 5
 FINISH_RETRY_SECONDS = 1
+# The tail of a failed kind's traceback that is kept: where it was raised.
+TRACEBACK_LENGTH = 16_000
 
 
 class LeaseKeeper(threading.Thread):
@@ -119,10 +122,19 @@ def run_kind(operation: Operation, context: OperationContext, hold: slots.Hold) 
         return "interrupted"
     except Exception as exc:  # a kind's own failure, whatever it is, fails the operation
         logger.info("Operation %s failed: %r", operation.id, exc)
-        finish(hold, partial(outcomes.fail, operation.id, describe_failure(exc)))
+        failure = partial(
+            outcomes.fail, operation.id, describe_failure(exc), traceback=traceback_of(exc)
+        )
+        finish(hold, failure)
         return "failed"
     finish(hold, partial(outcomes.complete, operation.id, result))
     return "completed"
+
+
+def traceback_of(exc: Exception) -> str:
+    """Where `exc` was raised, for staff: its last TRACEBACK_LENGTH characters."""
+    text = "".join(traceback.format_exception(exc))
+    return text[-TRACEBACK_LENGTH:]
 
 
 def describe_failure(exc: Exception) -> str:

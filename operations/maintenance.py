@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from operations import slots
+from operations import refusals, slots
 from operations.models import Operation, WorkerHeartbeat
 
 # Task rows of finished operations are kept this long for inspection, then deleted.
@@ -24,6 +24,7 @@ class Sweep:
     reclaimed: int
     pruned_operations: int
     pruned_task_rows: int
+    pruned_refusal_counts: int
 
 
 def sweep() -> Sweep:
@@ -35,7 +36,7 @@ def sweep() -> Sweep:
     pruned_operations, _ = Operation.objects.finished_before(cutoff).delete()
     pruned_task_rows = prune_task_rows(cutoff)
     WorkerHeartbeat.objects.filter(last_seen_at__lt=timezone.now() - STALE_HEARTBEAT).delete()
-    return Sweep(reclaimed, pruned_operations, pruned_task_rows)
+    return Sweep(reclaimed, pruned_operations, pruned_task_rows, refusals.prune())
 
 
 def prune_task_rows(cutoff) -> int:

@@ -48,12 +48,24 @@ class Operation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=200, blank=True)
+    # The last few messages with their times, oldest first: [{"at": iso, "message": str}].
+    message_history = models.JSONField(default=list, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Where a kind's own exception was raised; shown to staff only.
+    traceback = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     client_key = models.CharField(max_length=128, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The operation this one retries.",
     )
     task_id = models.UUIDField(null=True, blank=True, help_text="The task backend's id.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -160,6 +172,26 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+
+
+class RefusalCount(models.Model):
+    """Starts refused in one minute for one reason: the charts' refused series.
+
+    Refusals leave no operation behind, so they are counted here, one row per
+    minute and reason, added to atomically by every process.
+    """
+
+    minute = models.DateTimeField(help_text="The minute's start.")
+    reason = models.CharField(max_length=32)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "reason"], name="refusal_count_minute_reason")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.reason} at {self.minute:%Y-%m-%d %H:%M}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -38,9 +38,14 @@ def complete(operation_id: uuid.UUID, result: object) -> bool:
     return bool(end(running(operation_id), Status.COMPLETED, **done))
 
 
-def fail(operation_id: uuid.UUID, error: str, *, timed_out: bool = False) -> bool:
+def fail(
+    operation_id: uuid.UUID, error: str, *, timed_out: bool = False, traceback: str = ""
+) -> bool:
     """Running → failed, saying why; a timeout is counted as one and as a failure."""
-    return bool(end(running(operation_id), Status.FAILED, timed_out=timed_out, error=error))
+    ended = end(
+        running(operation_id), Status.FAILED, timed_out=timed_out, error=error, traceback=traceback
+    )
+    return bool(ended)
 
 
 def cancel_running(operation_id: uuid.UUID, reason: str) -> bool:

@@ -55,8 +55,8 @@ class OperationAdmin(OperationColumns, admin.ModelAdmin):
     list_select_related = ["user"]
     fieldsets = [
         (None, {"fields": ["id", "kind", "status", "progress", "message", "cancel_requested"]}),
-        ("Input and outcome", {"fields": ["params_json", "result_json", "error"]}),
-        ("Origin", {"fields": ["client_key", "user", "task_id", "held_slot"]}),
+        ("Input and outcome", {"fields": ["params_json", "result_json", "error", "traceback"]}),
+        ("Origin", {"fields": ["client_key", "user", "retry_of", "task_id", "held_slot"]}),
         ("Times", {"fields": ["created", "started", "finished", "duration"]}),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
@@ -156,6 +156,7 @@ class OperationAdmin(OperationColumns, admin.ModelAdmin):
                     operation.params,
                     client_key=operation.client_key,
                     user=request.user,
+                    retry_of=operation,
                 )
             except AdmissionError as refusal:
                 level = messages.WARNING if isinstance(refusal, NoFreeSlot) else messages.ERROR

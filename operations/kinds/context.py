@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
+
+from django.utils import timezone
 
 from operations.exceptions import Cancelled, Interrupted, LeaseLost, TimedOut, WorkerStopping
 from operations.models import Operation, Status
@@ -13,6 +16,8 @@ from operations.outages import database_outage_tolerated
 CANCEL_POLL_SECONDS = 0.5
 SLEEP_STEP_SECONDS = 0.1
 MESSAGE_LENGTH = 200
+# How many of its last messages an operation keeps, with their times.
+MESSAGE_HISTORY = 10
 
 # Set by the worker command when it must stop: running kinds are interrupted.
 stop_requested = threading.Event()
@@ -27,6 +32,7 @@ class OperationContext:
         self.deadline = time.monotonic() + timeout_seconds
         self._interruption: Interrupted | None = None
         self._next_cancel_poll = 0.0
+        self._messages: deque[dict[str, str]] = deque(maxlen=MESSAGE_HISTORY)
 
     def interrupt(self, interruption: Interrupted) -> None:
         """Make the next check() raise `interruption` (called from the lease keeper)."""
@@ -51,10 +57,15 @@ class OperationContext:
         """Record progress (0-100) and a short message; stop if the operation is no longer ours."""
         self.check()
         percent = max(0, min(100, int(percent)))
+        message = message[:MESSAGE_LENGTH]
+        if message and (not self._messages or self._messages[-1]["message"] != message):
+            self._messages.append({"at": timezone.now().isoformat(), "message": message})
         running = Operation.objects.filter(pk=self.operation_id, status=Status.RUNNING)
         updated = None
         with database_outage_tolerated("progress"):  # progress can wait for the next report
-            updated = running.update(progress=percent, message=message[:MESSAGE_LENGTH])
+            updated = running.update(
+                progress=percent, message=message, message_history=list(self._messages)
+            )
         if updated == 0:
             raise LeaseLost()
 

@@ -15,7 +15,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from api.history import CURSOR_SALT, DEFAULT_LIMIT
+from api.cursors import CURSOR_SALT
+from api.history import DEFAULT_LIMIT
 from api.schema import DESCRIPTION
 from operations.kinds import register, unregister
 from operations.models import Operation, Status
@@ -115,7 +116,7 @@ def test_without_parameters_the_answer_is_the_50_newest_summaries_as_before(clie
 
     assert ids(body) == newest_first(rows)[:DEFAULT_LIMIT]
     assert all(set(row) == SUMMARY_FIELDS for row in body["operations"])
-    assert set(body) == {"operations", "next"}
+    assert set(body) == {"operations", "next", "prev"}
     assert body["next"] is not None
 
 
@@ -260,6 +261,80 @@ def test_pages_walk_the_whole_history_once_newest_first_and_end_with_no_next(cli
 
     assert seen == expected
     assert pages == max(1, -(-len(expected) // limit))
+
+
+def pages_forward(client: Client, first: str) -> list[dict]:
+    """Every page from `first` to the end, following `next`."""
+    bodies, url = [], first
+    while url:
+        bodies.append(listed(client, url.removeprefix("/api/operations")))
+        url = bodies[-1]["next"]
+    return bodies
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7])
+@pytest.mark.parametrize(
+    "query", ["", "status=completed", "status=queued,failed", "kind=simulated"]
+)
+def test_prev_walks_back_over_exactly_the_pages_next_walked(client, limit, query):
+    seed(40, same_instant_every=4)  # pages end inside ties both ways
+    first = "&".join(part for part in (query, f"limit={limit}") if part)
+    forward = pages_forward(client, f"/api/operations?{first}")
+
+    back, url = [], forward[-1]["prev"]
+    while url:
+        back.append(listed(client, url.removeprefix("/api/operations")))
+        url = back[-1]["prev"]
+
+    assert [ids(body) for body in reversed(back)] == [ids(body) for body in forward[:-1]]
+    assert forward[0]["prev"] is None
+    assert all(body["next"] and body["prev"] for body in forward[1:-1])
+
+
+def test_a_page_reached_by_prev_leads_on_by_next_as_before(client):
+    seed(20)
+    forward = pages_forward(client, "/api/operations?limit=4")
+
+    second = listed(client, forward[2]["prev"].removeprefix("/api/operations"))
+    third = listed(client, second["next"].removeprefix("/api/operations"))
+
+    assert (ids(second), ids(third)) == (ids(forward[1]), ids(forward[2]))
+
+
+def test_operations_started_while_paging_back_wait_on_a_newer_page_of_their_own(client):
+    rows = seed(8)
+    forward = pages_forward(client, "/api/operations?limit=4")
+    started = Operation.objects.bulk_create(Operation(kind="simulated") for _ in range(2))
+
+    back = listed(client, forward[1]["prev"].removeprefix("/api/operations"))
+    newest = listed(client, back["prev"].removeprefix("/api/operations"))
+
+    assert ids(back) == newest_first(rows)[:4]
+    assert (ids(newest), newest["prev"]) == (newest_first(started), None)
+
+
+def test_prev_with_nothing_newer_answers_the_first_page(client):
+    rows = seed(6)
+    forward = pages_forward(client, "/api/operations?limit=4")
+    newer = listed(client, forward[1]["prev"].removeprefix("/api/operations"))
+    Operation.objects.filter(id__in=ids(newer)).delete()
+
+    again = listed(client, forward[1]["prev"].removeprefix("/api/operations"))
+
+    assert ids(again) == newest_first(rows)[4:]
+    assert again["prev"] is None
+
+
+def test_an_emptied_page_leads_back_from_the_row_its_cursor_holds(client):
+    rows = seed(8)
+    forward = pages_forward(client, "/api/operations?limit=4")
+    Operation.objects.filter(id__in=ids(forward[1])).delete()
+
+    emptied = listed(client, forward[0]["next"].removeprefix("/api/operations"))
+    back = listed(client, emptied["prev"].removeprefix("/api/operations"))
+
+    assert (emptied["operations"], emptied["next"]) == ([], None)
+    assert (ids(back), back["prev"]) == (newest_first(rows)[:4], None)
 
 
 def test_next_keeps_the_filters_and_the_limit(client):
@@ -438,8 +513,10 @@ def query_plans(client: Client, query: str) -> list[list[str]]:
 def test_each_page_is_read_through_an_index_and_never_sorted(client, query):
     seed(60, client_key=ANONYMOUS)
     cursor = real_cursor(client, query)
+    following = listed(client, f"{query}&cursor={cursor}")["prev"]
+    back = parse_qs(urlsplit(following).query)["cursor"][0]
 
-    for page in (query, f"{query}&cursor={cursor}"):
+    for page in (query, f"{query}&cursor={cursor}", f"{query}&cursor={back}"):
         for steps in query_plans(client, page):
             assert not any("TEMP B-TREE" in step for step in steps), (page, steps)
             assert all("INDEX" in step for step in steps if "operations_operation" in step), steps

@@ -62,7 +62,7 @@ def test_a_session_signed_in_user_can_read(client, ada):
     response = client.get("/api/operations")
 
     assert response.status_code == 200
-    assert response.json() == {"operations": [], "next": None}
+    assert response.json() == {"operations": [], "next": None, "prev": None}
 
 
 def test_a_session_start_without_a_csrf_token_is_403(csrf_client, ada):

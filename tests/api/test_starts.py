@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from api import limits
 from api.starts import start_operation
+from operations import refusals
 from operations.exceptions import NoFreeSlot, RateLimited
-from operations.models import Operation, Slot
+from operations.models import Operation, RefusalCount, Slot
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
@@ -112,3 +115,56 @@ def post_from_a_thread(body: dict) -> tuple[int, str | None]:
         return response.status_code, response.json().get("error")
     finally:
         connection.close()
+
+
+def post_start(client: Client, body: dict | None = None):
+    body = body or LONG_START
+    return client.post("/api/operations", json.dumps(body), content_type="application/json")
+
+
+def refusals_counted() -> dict[str, int]:
+    """Refusals counted for the charts in the last two minutes, by reason."""
+    recent = RefusalCount.objects.filter(minute__gte=timezone.now() - timedelta(minutes=2))
+    return dict(recent.values_list("reason", "count"))
+
+
+def test_each_429_refusing_a_start_adds_one_to_its_minutes_count_and_a_start_adds_none(
+    client, configure
+):
+    assert post_start(client).status_code == 202
+    assert refusals_counted() == {}
+
+    full = post_start(client)
+    configure(max_concurrent_operations=5)
+    assert post_start(client).status_code == 202  # the budget of 2 is spent
+    limited = post_start(client)
+
+    assert (full.status_code, full.json()["error"]) == (429, "concurrency_limit")
+    assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
+    assert refusals_counted() == {"concurrency_limit": 1, "rate_limited": 1}
+
+
+def test_a_start_past_the_attempt_limit_is_counted_as_rate_limited(client, configure):
+    configure(start_attempts_per_minute=2)
+    bad = {"kind": "nope"}
+
+    answers = [post_start(client, bad).status_code for _ in range(3)]
+
+    assert answers == [400, 400, 429]
+    assert refusals_counted() == {"rate_limited": 1}
+
+
+def test_a_database_failing_to_count_a_refusal_leaves_its_429(client, configure, monkeypatch):
+    def fail(*args: object) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(refusals, "add_one", fail)
+    post_start(client)
+
+    full = post_start(client)
+    configure(max_concurrent_operations=5)
+    post_start(client)
+    limited = post_start(client)
+
+    assert [full.status_code, limited.status_code] == [429, 429]
+    assert not RefusalCount.objects.exists()

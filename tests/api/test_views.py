@@ -37,11 +37,13 @@ def test_start_answers_202_with_the_operation_and_its_location(client):
         "status",
         "progress",
         "message",
+        "messages",
         "result",
         "error",
         "created_at",
         "started_at",
         "finished_at",
+        "retry_of",
         "details_visible",
     }
     assert body["details_visible"] is True
@@ -79,6 +81,7 @@ def test_list_rows_are_summaries_that_lead_to_the_whole_operation(client):
             "created_at",
             "started_at",
             "finished_at",
+            "retry_of",
             "details_visible",
         )
     } | {"url": created["Location"]}

@@ -241,3 +241,15 @@ def test_json_the_databases_cannot_store_is_explained_in_the_form(client):
 def test_dashboard_pages_answer_head_as_get(client, path):
     assert client.head(path).status_code == 200
     assert not Operation.objects.exists()
+
+
+def test_each_fields_help_text_and_errors_are_the_ones_it_is_described_by(client):
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "-1"})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'aria-describedby="id_duration_helptext id_duration_error"' in html
+    assert '<small class="hint" id="id_duration_helptext">Seconds of simulated work' in html
+    assert '<div id="id_duration_error"><p class="error" role="alert">Ensure this value' in html
+    assert 'aria-describedby="id_fail_helptext"' in html
+    assert 'id="id_fail_helptext"' in html

@@ -40,18 +40,52 @@ def test_no_page_scrolls_sideways_at_360_px(
     assert widths[0] <= widths[1], f"{path} is {widths[0]} px wide in a {widths[1]} px screen"
 
 
-def test_the_operations_table_scrolls_in_its_own_box_on_a_phone(
+def test_the_operations_tables_scroll_in_their_own_boxes_on_a_phone(
     browser: Browser, coordhub_server, operations_shown
 ):
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     page.goto(coordhub_server.url)
-    box = page.locator(".table-scroll")
+    boxes = page.locator("#live .table-scroll, #history .table-scroll")
 
-    overflow = box.evaluate("element => getComputedStyle(element).overflowX")
+    overflows = boxes.evaluate_all(
+        "elements => elements.map(element => getComputedStyle(element).overflowX)"
+    )
     context.close()
 
-    assert overflow == "auto"
+    assert overflows == ["auto", "auto"]  # the live operations, then the history
+
+
+# Each row shown (not in a closed <details>) brought into view as focus brings it, to
+# the edge of the screen, and whether the tab footer then lies over any of it.
+ROWS_UNDER_THE_FOOTER = """() => {
+    const footer = document.querySelector(".tab-footer");
+    const shown = [...document.querySelectorAll("main tr")].filter((row) => row.checkVisibility());
+    return shown.filter((row) => {
+        row.scrollIntoView({ block: "end" });
+        const [box, over] = [row.getBoundingClientRect(), footer.getBoundingClientRect()];
+        return box.bottom > over.top && box.top < over.bottom;
+    }).map((row) => row.id || row.textContent.trim().slice(0, 40));
+}"""
+
+
+@pytest.mark.parametrize(
+    "viewport", [PHONE, {"width": 1280, "height": 500}], ids=["phone", "desktop"]
+)
+def test_the_tab_footer_never_covers_a_row_brought_into_view(
+    browser: Browser, coordhub_server, operations_shown, viewport
+):
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.goto(coordhub_server.url)
+    page.wait_for_load_state("networkidle")
+
+    covered = page.evaluate(ROWS_UNDER_THE_FOOTER)
+    rows = page.locator("#live tr").count()
+    context.close()
+
+    assert rows > 2
+    assert covered == []
 
 
 def luminance(css_color: str) -> float:

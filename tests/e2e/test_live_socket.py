@@ -33,9 +33,9 @@ from tests.live import LiveServer
 
 SOCKET_PATH = "/ws/live/"
 LIVE = "Live: changes arrive as they happen."
-FOLLOWING = "Updates arrive from the leader tab."
+FOLLOWING = "Updates come from another open tab."
 NEXT_POLL = re.compile(r"^Next poll in \d+ s\.$")
-PAUSED = "Polling paused."
+PAUSED = "Updates paused in this tab."
 # A minute before the first poll on the ladder, two between safety polls.
 LONG_LADDER = {"POLL_INITIAL_INTERVAL_MS": "60000", "POLL_MAX_INTERVAL_MS": "120000"}
 # The lease is handed over at once on pagehide; a new leader opens its socket at once.
@@ -163,8 +163,13 @@ def open_tabs(browser: Browser, feed: Served) -> Iterator[OpenTabs]:
 
 
 def footer(page: Page) -> Locator:
-    """What the footer says about this tab's polls: live, the next poll, or the leader's."""
+    """What the footer says about the leader's polls: live, or the next poll."""
     return page.get_by_test_id("poll-status")
+
+
+def role_text(page: Page) -> Locator:
+    """What the footer says about where this tab's updates come from, or their pause."""
+    return page.get_by_test_id("tab-role")
 
 
 def operation_row(page: Page, operation_id: str) -> Locator:
@@ -178,7 +183,7 @@ def test_three_tabs_hold_one_socket_in_the_leader_and_a_new_leader_opens_its_own
     leader = tabs.live_leader()
     for page in tabs.pages:
         if page is not leader:
-            expect(footer(page)).to_have_text(FOLLOWING)
+            expect(role_text(page)).to_have_text(FOLLOWING)
 
     assert tabs.open_sockets() == [leader]
     assert len(tabs.sockets) == 1
@@ -196,7 +201,7 @@ def test_three_tabs_hold_one_socket_in_the_leader_and_a_new_leader_opens_its_own
     [last] = [page for page in tabs.open_pages if page is not successor]
     set_visibility(successor, "hidden")
     tabs.wait_until(lambda: tabs.open_sockets() == [last], HANDOVER_S, "the second handover")
-    expect(footer(successor)).to_have_text(FOLLOWING)
+    expect(role_text(successor)).to_have_text(FOLLOWING)
     expect(footer(last)).to_have_text(LIVE)
     assert [len(tabs.sockets_of(page)) for page in (leader, successor, last)] == [1, 1, 1]
     assert tabs.errors == []
@@ -238,7 +243,7 @@ def test_the_pause_button_closes_the_socket_and_the_tab_fetches_nothing_until_re
     [socket] = tabs.sockets_of(page)
 
     page.get_by_test_id("poll-toggle").click()
-    expect(footer(page)).to_have_text(PAUSED)
+    expect(role_text(page)).to_have_text(PAUSED)
     tabs.wait_until(socket.is_closed, 5, "the socket closed")
     polls = len(tabs.polls(page))
     # An operation runs to its end (real time) while the tab is paused.

@@ -49,7 +49,16 @@ from tests.e2e.dashboard_helpers import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://coordhub.test"
-MODULES = ["coordinator", "lease", "messages", "scheduler", "socket", "storage"]
+MODULES = [
+    "coordinator",
+    "lease",
+    "messages",
+    "pause",
+    "presence",
+    "scheduler",
+    "socket",
+    "storage",
+]
 FILES = {
     **{
         f"/static/dashboard/{name}.js": (
@@ -887,4 +896,235 @@ def test_without_websocket_the_leader_polls_on_the_ladder_as_before(
     assert tabs.server.polls == [page] * 3
     assert tabs.feed.sockets == []
     assert page.evaluate("harness.coordination.socket") is None
+    assert tabs.errors == []
+
+
+# The open tabs (presence.js): each tab's record, renewed on the heartbeat, counted
+# by every tab, with planted records bounded; and the user's pause, shared by every
+# tab through one record (pause.js).
+
+PAUSE_KEY = NAMESPACE + "pause"
+TAB_PREFIX = NAMESPACE + "tab:"
+MAX_COUNTED_TABS = 100
+# Presence records planted in bulk: as many with ids of the right form as junk keys.
+PLANT_PRESENCE_FLOOD = """([prefix, count, seenAt]) => {
+    for (let index = 0; index < count; index += 1) {
+        const id = index.toString(16).padStart(16, "0");
+        localStorage.setItem(prefix + id, JSON.stringify({seenAt, hidden: false}));
+        localStorage.setItem(`flood:${id}`, "x");
+    }
+}"""
+
+
+def tab_count(page: Page) -> dict | None:
+    """What page last reported: {tabs, capped}."""
+    return page.evaluate("harness.counts.at(-1) ?? null")
+
+
+def pause_state(page: Page) -> str:
+    """ "here" (this tab paused), "elsewhere" (another tab did) or "no"."""
+    return page.locator("#paused").inner_text()
+
+
+def presence_keys(page: Page) -> list[str]:
+    return page.evaluate(f"Object.keys(localStorage).filter(key => key.startsWith('{TAB_PREFIX}'))")
+
+
+def test_every_tab_counts_the_open_tabs_and_a_closed_or_crashed_tab_drops_out(
+    tabs: Tabs,
+) -> None:
+    pages = tabs.open_many(4)
+    tabs.step(STEP_MS)
+    assert [tab_count(page) for page in pages] == [{"tabs": 4, "capped": False}] * 4
+
+    closed, crashed, *survivors = pages
+    with closed.expect_event("close"):
+        closed.close(run_before_unload=True)
+    # Counted again on the storage event: sooner than a heartbeat.
+    tabs.advance_until(
+        lambda: all(tab_count(page)["tabs"] == 3 for page in [crashed, *survivors]),
+        limit_ms=2 * STEP_MS,
+    )
+
+    # A crash leaves its record; it counts until it is older than the lease's timeout.
+    crash(crashed)
+    tabs.advance_until(
+        lambda: all(tab_count(page)["tabs"] == 2 for page in survivors),
+        limit_ms=TIMEOUT_MS + HEARTBEAT_MS,
+    )
+    assert len(presence_keys(survivors[0])) == 3  # not yet gone for good: hidden tabs lag
+    tabs.advance(75_000, step=HEARTBEAT_MS)
+    assert len(presence_keys(survivors[0])) == 2
+    assert tabs.errors == []
+
+
+def test_a_hidden_tab_counts_while_its_timers_run_a_minute_late(tabs: Tabs) -> None:
+    watcher = tabs.open()
+    # The last record of a hidden tab whose timers Chrome now runs once a minute.
+    now = watcher.evaluate("Date.now()")
+    plant(watcher, TAB_PREFIX + "0123456789abcdef", {"seenAt": now, "hidden": True})
+
+    tabs.advance(60_000, step=HEARTBEAT_MS)
+    assert tab_count(watcher) == {"tabs": 2, "capped": False}
+    tabs.advance(18_000, step=HEARTBEAT_MS)
+    assert tab_count(watcher) == {"tabs": 1, "capped": False}
+
+
+def test_a_flood_of_planted_presence_records_counts_as_100_plus_and_keeps_tabs_fast(
+    tabs: Tabs,
+) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    now = leader.evaluate("Date.now()")
+
+    leader.evaluate(PLANT_PRESENCE_FLOOD, [TAB_PREFIX, 1500, now])
+    tabs.step(STEP_MS)
+    started = time.monotonic()
+    # A heartbeat counts the tabs again (the storage events of the flood, once).
+    set_visibility(leader, "visible")
+    beat_s = time.monotonic() - started
+
+    assert [tab_count(page) for page in pages] == [{"tabs": MAX_COUNTED_TABS, "capped": True}] * 2
+    assert beat_s < 0.5
+    # Stale, the flood is removed as it is read; until then a tab may count short (only
+    # the first keys are read), but never slowly.
+    tabs.server.polls.clear()
+    tabs.advance(30_000, step=HEARTBEAT_MS)
+    tabs.advance_until(
+        lambda: all(tab_count(page)["tabs"] == 2 for page in pages),
+        limit_ms=120_000,
+        step=HEARTBEAT_MS,
+    )
+    assert set(tabs.server.polls) == {leader}
+    assert len(tabs.server.polls) >= 3
+    assert tabs.errors == []
+
+
+def test_planted_presence_records_that_fail_their_checks_neither_count_nor_stay(
+    tabs: Tabs,
+) -> None:
+    page = tabs.open()
+    now = page.evaluate("Date.now()")
+    planted = {
+        "0000000000000001": "not json",
+        "0000000000000002": {"seenAt": "now", "hidden": False},
+        "0000000000000003": {"seenAt": now},
+        "0000000000000004": {"seenAt": now + 10**12, "hidden": False},  # from "the future"
+        "0000000000000005": {"seenAt": now - 10**6, "hidden": True},  # long gone
+    }
+    for tab_id, record in planted.items():
+        plant(page, TAB_PREFIX + tab_id, record)
+    plant(page, TAB_PREFIX + "NOT-A-TAB-ID", {"seenAt": now, "hidden": False})
+
+    tabs.advance(HEARTBEAT_MS)
+
+    assert tab_count(page) == {"tabs": 1, "capped": False}
+    assert len(presence_keys(page)) == 2  # this tab's, and the key no tab id names
+    assert tabs.errors == []
+
+
+def test_a_pause_in_a_follower_quiets_the_leader_and_a_resume_in_another_tab_polls_at_once(
+    tabs: Tabs,
+) -> None:
+    pages = tabs.open_many(3, f"{NO_JITTER}&{WITH_SOCKET}")
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    pauser, resumer = [page for page in pages if page is not leader]
+    tabs.advance_until(lambda: tabs.server.polls_by(leader) >= 1, limit_ms=10_000)
+
+    pauser.evaluate("harness.coordination.pause()")
+    tabs.step(STEP_MS)
+    polls = len(tabs.server.polls)
+    tabs.advance(5 * 60_000, step=5000)
+
+    assert [pause_state(page) for page in pages] == [
+        "here" if page is pauser else "elsewhere" for page in pages
+    ]
+    assert len(tabs.server.polls) == polls
+    assert [socket["closedAt"] is not None for socket in sockets(leader)] == [True]
+    resumer.evaluate("harness.coordination.resume()")
+    # At once, and the socket opens again (up, it asks for what it missed once more).
+    tabs.advance_until(lambda: len(tabs.server.polls) > polls, limit_ms=STEP_MS)
+    assert set(tabs.server.polls[polls:]) == {leader}
+    wait_until_live(leader)
+    assert len(sockets(leader)) == 2
+    assert [pause_state(page) for page in pages] == ["no"] * 3
+    # Pausing in one tab and resuming in another is one change each, in every tab.
+    assert [len(page.evaluate("harness.pauses")) for page in pages] == [3] * 3
+    assert tabs.errors == []
+
+
+def test_the_lead_passing_during_a_pause_stays_quiet_and_a_new_tab_starts_paused(
+    tabs: Tabs,
+) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    [follower] = [page for page in pages if page is not leader]
+    leader.evaluate("harness.coordination.pause()")
+    tabs.step(STEP_MS)
+    polls = len(tabs.server.polls)
+
+    with leader.expect_event("close"):
+        leader.close(run_before_unload=True)
+    wait_for_one_leader(tabs, [follower], within_s=1)
+    newcomer = tabs.open(NO_JITTER)
+    tabs.advance(60_000, step=HEARTBEAT_MS)
+
+    assert [pause_state(page) for page in (follower, newcomer)] == ["elsewhere"] * 2
+    assert len(tabs.server.polls) == polls
+    newcomer.evaluate("harness.coordination.resume()")
+    tabs.advance_until(lambda: tabs.server.polls_by(follower) > 0, limit_ms=STEP_MS)
+
+
+def test_a_pause_left_by_tabs_all_closed_ends_and_clearing_the_namespace_ends_one(
+    tabs: Tabs,
+) -> None:
+    first = tabs.open(NO_JITTER)
+    first.evaluate("harness.coordination.pause()")
+    with first.expect_event("close"):
+        first.close(run_before_unload=True)
+
+    # Alone, a new visit does not start paused: the pause was that of the closed tabs.
+    alone = tabs.open(NO_JITTER)
+    assert pause_state(alone) == "no"
+    assert alone.evaluate(f"localStorage.getItem('{PAUSE_KEY}')") is None
+    other = tabs.open(NO_JITTER)
+    other.evaluate("harness.coordination.pause()")
+    tabs.step(STEP_MS)
+    assert pause_state(alone) == "elsewhere"
+
+    # Sign-out clears the namespace: the pause goes with it, in every tab.
+    other.evaluate("harness.coordination.clear()")
+    tabs.step(STEP_MS)
+    assert pause_state(alone) == "no"
+    tabs.advance_until(lambda: tabs.server.polls_by(alone) > 0, limit_ms=STEP_MS)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not json {",
+        "null",
+        '"paused"',
+        {"paused": True},
+        {"tabId": 7, "since": 1},
+        {"tabId": "x" * 65, "since": 1},
+        {"tabId": "intruder", "since": "yesterday"},
+        {"tabId": "intruder", "since": 1e999},
+    ],
+)
+def test_a_planted_pause_record_that_fails_its_checks_reads_as_not_paused(
+    tabs: Tabs, record: object
+) -> None:
+    pages = tabs.open_many(2, NO_JITTER)
+    leader = wait_for_one_leader(tabs, pages, within_s=1)
+    text = json.dumps(record).replace("Infinity", "1e999") if isinstance(record, dict) else record
+
+    plant(leader, PAUSE_KEY, text)
+    newcomer = tabs.open(NO_JITTER)
+    tabs.server.polls.clear()
+    tabs.advance(12_000)
+
+    assert [pause_state(page) for page in [*pages, newcomer]] == ["no"] * 3
+    assert set(tabs.server.polls) == {leader}
+    assert len(tabs.server.polls) >= 1
     assert tabs.errors == []

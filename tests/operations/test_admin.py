@@ -210,6 +210,7 @@ def test_retry_action_starts_a_new_operation_through_admission(
     assert new.status == Status.QUEUED
     assert (new.kind, new.params, new.client_key) == (failed.kind, failed.params, failed.client_key)
     assert new.user == admin_user
+    assert new.retry_of == failed
     assert Slot.objects.get(operation=new)
     assert DBTaskResult.objects.filter(pk=new.task_id).exists()
     failed.refresh_from_db()

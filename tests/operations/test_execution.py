@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 import pytest
 from django import forms
@@ -203,3 +204,54 @@ def test_an_overdue_kind_ended_by_the_lease_keeper_counts_as_failed_and_timed_ou
     assert (counts[counters.FAILED], counts[counters.TIMEOUTS]) == (1, 1)
     assert counters.success_rate(counts) == 0
     assert not Slot.objects.held().exists()
+
+
+def test_an_operation_keeps_its_last_messages_with_their_times():
+    operation, version = start(duration=1.5)  # 15 steps, one message each
+
+    execute(operation.id, version)
+
+    operation.refresh_from_db()
+    history = operation.message_history
+    assert [entry["message"] for entry in history] == [f"step {n} of 15" for n in range(6, 16)]
+    moments = [datetime.fromisoformat(entry["at"]) for entry in history]
+    assert moments == sorted(moments)
+    assert operation.started_at <= moments[0]
+    assert moments[-1] <= operation.finished_at
+
+
+@pytest.fixture
+def raising_kind():
+    @register("raising", forms.Form, "Raises from a helper.")
+    def raising(context):
+        return {"value": deep_failure()}
+
+    yield "raising"
+    unregister("raising")
+
+
+def deep_failure() -> int:
+    raise LookupError("no account 42")
+
+
+def test_a_failing_kind_keeps_its_exception_and_where_it_was_raised(raising_kind):
+    operation = admit(raising_kind, {})
+    version = Slot.objects.get(operation=operation).lease_version
+
+    assert execute(operation.id, version) == "failed"
+
+    operation.refresh_from_db()
+    assert operation.error == "LookupError: no account 42"
+    assert "in deep_failure" in operation.traceback
+    assert operation.traceback.rstrip().endswith("LookupError: no account 42")
+
+
+def test_a_cancelled_or_timed_out_operation_has_no_traceback(configure):
+    configure(operation_timeout_seconds=1)
+    operation, version = start(duration=5)
+
+    execute(operation.id, version)
+
+    operation.refresh_from_db()
+    assert operation.status == Status.FAILED
+    assert operation.traceback == ""

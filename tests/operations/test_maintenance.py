@@ -7,9 +7,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from operations import refusals
 from operations.admission import admit
 from operations.maintenance import beat, retire, sweep
-from operations.models import Operation, Slot, Status, WorkerHeartbeat
+from operations.models import Operation, RefusalCount, Slot, Status, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +82,18 @@ def test_cleanup_command_reports_what_it_did(capsys):
     call_command("coordhub_cleanup")
 
     assert capsys.readouterr().out.strip() == (
-        "Reclaimed 0 expired slot(s); pruned 1 operation(s) and 0 task row(s)."
+        "Reclaimed 0 expired slot(s); pruned 1 operation(s), 0 task row(s) "
+        "and 0 row(s) of refusal counts."
     )
+
+
+def test_sweep_prunes_refusal_counts_older_than_two_days():
+    now = timezone.now()
+    for age in (timedelta(days=2, minutes=1), timedelta(days=1, hours=23)):
+        refusals.record("concurrency_limit", at=now - age)
+
+    assert sweep().pruned_refusal_counts == 1
+    assert RefusalCount.objects.count() == 1
 
 
 def test_heartbeats_record_liveness_and_retire_on_exit():

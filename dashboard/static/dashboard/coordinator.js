@@ -1,17 +1,21 @@
 // The cross-tab coordinator: ties the lease (lease.js), the messages between tabs
-// (messages.js), the poll scheduler (scheduler.js) and the nudge socket
-// (socket.js) together, so that the leader tab alone polls and holds a socket,
-// and every tab gets each result. The leader opens the socket when it starts to
-// lead and closes it when it stops (a hand-over, pagehide, stop, the user's
-// pause); followers open none. Without WebSocket or a socket URL the leader only
-// polls. The page learns what happens through the callbacks it passes
-// (onResult, onRoleChange, onSchedule, onError); this module never writes to the DOM.
+// (messages.js), the poll scheduler (scheduler.js), the nudge socket
+// (socket.js), the count of open tabs (presence.js) and the user's pause, shared
+// by every tab (pause.js), together, so that the leader tab alone polls and
+// holds a socket, and every tab gets each result. The leader opens the socket
+// when it starts to lead and closes it when it stops (a hand-over, pagehide,
+// stop, the user's pause in any tab); followers open none. Without WebSocket or
+// a socket URL the leader only polls. The page learns what happens through the
+// callbacks it passes (onResult, onRoleChange, onSchedule, onError, onTabCount,
+// onPauseChange); this module never writes to the DOM.
 
 import { LEADER, LeaderElection, isVisible } from "./lease.js";
 import { Messages } from "./messages.js";
+import { SharedPause } from "./pause.js";
+import { TabPresence } from "./presence.js";
 import { PollScheduler } from "./scheduler.js";
 import { NudgeSocket, socketAddress, socketSupported } from "./socket.js";
-import { Records } from "./storage.js";
+import { Records, randomId } from "./storage.js";
 
 // data-* attribute (as a dataset key) -> option name and how to read its value.
 const DATASET_OPTIONS = {
@@ -47,7 +51,9 @@ function parseLadder(text) {
 
 /**
  * Coordinate this tab with the others: the leader polls with `poll({signal})`
- * (which resolves to {changed, html}) and every tab gets fresh results in `onResult`.
+ * (which resolves to {changed, html}) and every tab gets fresh results in `onResult`,
+ * the count of open tabs in `onTabCount` and the pause in `onPauseChange` (at once
+ * for the pause this tab starts with).
  */
 export function startTabs({
   namespace,
@@ -56,6 +62,8 @@ export function startTabs({
   onRoleChange = () => {},
   onSchedule,
   onError,
+  onTabCount = () => {},
+  onPauseChange = () => {},
   heartbeatMs,
   timeoutMs,
   hiddenTimeoutMs,
@@ -63,8 +71,9 @@ export function startTabs({
   ...pollOptions
 }) {
   const records = new Records(namespace);
+  const tabId = randomId();
+  const timing = { heartbeatMs, timeoutMs, hiddenTimeoutMs };
   let pollAtOnceWhenLeading = false;
-  let paused = false;
   const scheduler = new PollScheduler({
     ...pollOptions,
     poll,
@@ -77,9 +86,8 @@ export function startTabs({
   const socket = nudgeSocket(socketUrl, scheduler);
   const lease = new LeaderElection({
     records,
-    heartbeatMs,
-    timeoutMs,
-    hiddenTimeoutMs,
+    tabId,
+    ...timing,
     onRoleChange(role) {
       if (role === LEADER) startLeading({ atOnce: pollAtOnceWhenLeading });
       else stopLeading();
@@ -93,10 +101,12 @@ export function startTabs({
     onBroadcast: onResult,
     onSignal: (kind) => followSignal(scheduler, kind),
   });
+  const presence = new TabPresence({ records, tabId, ...timing, onCount: onTabCount });
+  const sharedPause = new SharedPause({ records, tabId, onChange: followPause });
 
-  // A tab the user paused stays quiet even when the lead falls to it.
+  // While the user's pause lasts, the lead can fall to this tab but it stays quiet.
   function startLeading({ atOnce }) {
-    if (paused) return;
+    if (sharedPause.paused) return;
     scheduler.start({ atOnce });
     socket?.start();
   }
@@ -106,16 +116,21 @@ export function startTabs({
     scheduler.stop();
   }
 
-  /** The user's pause: no poll, no socket, in this tab, until resume(). */
-  function pause() {
-    paused = true;
-    stopLeading();
+  /** The user's pause, from any tab: no poll and no socket, in any tab, until resume(). */
+  function followPause(state) {
+    if (state.paused) stopLeading();
+    else if (lease.isLeader) startLeading({ atOnce: true });
+    onPauseChange(state);
   }
 
-  /** Undo pause(); a leader polls at once. */
+  /** Pause updates in every tab. */
+  function pause() {
+    sharedPause.pause();
+  }
+
+  /** Undo pause() (this tab's or another's) in every tab; the leader polls at once. */
   function resume() {
-    paused = false;
-    if (lease.isLeader) startLeading({ atOnce: true });
+    sharedPause.resume();
   }
 
   // A tab that becomes visible polls at once: through the leader, or by taking the lead.
@@ -133,6 +148,10 @@ export function startTabs({
   const onFocus = () => messages.signal("focus");
   document.addEventListener("visibilitychange", onVisibilityChange);
   window.addEventListener("focus", onFocus);
+  // Counted first: a pause found in storage holds only while another tab is open.
+  presence.start();
+  sharedPause.start({ othersOpen: presence.othersOpen });
+  onPauseChange(sharedPause.state);
   // The last broadcast first: a new tab shows it at once instead of waiting for a poll.
   messages.start();
   lease.start();
@@ -143,6 +162,8 @@ export function startTabs({
     stopLeading();
     messages.stop();
     lease.stop();
+    presence.stop();
+    sharedPause.stop();
   }
 
   /** Remove every key of this namespace (at logout: cached fragments belong to the user). */
@@ -151,7 +172,20 @@ export function startTabs({
     messages.forget();
   }
 
-  return { lease, messages, scheduler, socket, wake, noteAction, pause, resume, stop, clear };
+  return {
+    lease,
+    messages,
+    scheduler,
+    socket,
+    presence,
+    sharedPause,
+    wake,
+    noteAction,
+    pause,
+    resume,
+    stop,
+    clear,
+  };
 }
 
 /** The leader's socket to the change feed, steering `scheduler`; null where there is none. */

@@ -1,12 +1,12 @@
 // The dashboard page: the wiring that writes the DOM. One leader tab polls the
 // live region (on the server's nudges while its socket is up) and broadcasts it
 // (coordinator.js); every tab swaps it in, counts down retry timers and shows
-// its role and when it polls next.
+// in its footer (footer.js) where its updates come from and whether they are paused.
 import { optionsFromDataset, startTabs } from "./coordinator.js";
+import { TabFooter } from "./footer.js";
 import { sanitizeLiveRegion } from "./sanitize.js";
 
 const CONTENT_HEADER = "X-Coordhub-Content";
-const LIVE_STATUS = "Live: changes arrive as they happen.";
 const STATE_HEADER = "X-Coordhub-State";
 
 const body = document.body;
@@ -95,34 +95,16 @@ const STATUSES = ["running", "queued", "completed", "failed", "cancelled"];
 
 /** Say what the operations are now, once per change of state (never per progress tick). */
 function announceOperations(region) {
+  const announcer = document.getElementById("state-announcer");
+  const single = region.querySelector(".status-line[data-status]"); // an operation's own page
+  if (single && announcer) {
+    announcer.textContent = `The operation is now ${single.dataset.status}.`;
+    return;
+  }
   const rows = [...region.querySelectorAll("tr.operation")];
   const counts = STATUSES.map((status) => [status, rows.filter((row) => row.dataset.status === status).length]);
   const said = counts.filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
-  const announcer = document.getElementById("state-announcer");
   if (announcer) announcer.textContent = `Operations shown: ${said.join(", ") || "none"}.`;
-}
-
-function showRole(role) {
-  body.dataset.tabRole = role;
-  document.getElementById("tab-role").textContent = role;
-}
-
-function showSchedule(schedule) {
-  const status = document.getElementById("poll-status");
-  const text = scheduleText(schedule);
-  // Not a live region: a countdown read out every second is noise. Changes of state
-  // are announced by #state-announcer, changes of role by #tab-role's own region.
-  if (status.textContent !== text) status.textContent = text;
-}
-
-function scheduleText({ nextPollAt, paused, live }) {
-  if (pausedByUser) return "Polling paused.";
-  if (paused) return "Polling paused after no change; click or focus to resume.";
-  if (!handle?.lease.isLeader) return "Updates arrive from the leader tab.";
-  if (live) return LIVE_STATUS;
-  if (!nextPollAt) return "Updates arrive from the leader tab.";
-  const seconds = Math.max(0, Math.round((nextPollAt - Date.now()) / 1000));
-  return `Next poll in ${seconds} s.`;
 }
 
 function startCountdowns(root) {
@@ -137,21 +119,21 @@ function startCountdowns(root) {
   }
 }
 
-let pausedByUser = false;
-let lastSchedule = { nextPollAt: null, paused: false, live: false };
-// Assigned once startTabs returns; its callbacks may run before that.
-let handle = null;
-handle = startTabs({
+const footer = new TabFooter(document);
+const handle = startTabs({
   ...options,
   poll,
   onResult: paint,
-  onRoleChange: showRole,
-  onSchedule(schedule) {
-    lastSchedule = schedule;
-    showSchedule(schedule);
+  onRoleChange(role) {
+    body.dataset.tabRole = role;
+    footer.showRole(role);
   },
+  onSchedule: (schedule) => footer.showSchedule(schedule),
+  onTabCount: (count) => footer.showTabCount(count),
+  onPauseChange: (pause) => footer.showPause(pause),
 });
-setInterval(() => showSchedule(lastSchedule), 1000);
+// Paused, no tab polls or holds a socket, even the one the lead falls to.
+footer.onToggle((pause) => (pause ? handle.pause() : handle.resume()));
 startCountdowns(document);
 showTimes(document);
 setInterval(() => showTimes(document), 15000);
@@ -171,16 +153,7 @@ document.addEventListener("click", (event) => {
   if (event.target.closest("button, a, select, input")) handle.noteAction();
 });
 
-document.getElementById("poll-toggle").addEventListener("click", (event) => {
-  pausedByUser = !pausedByUser;
-  event.target.textContent = pausedByUser ? "Resume" : "Pause";
-  // Paused, the tab neither polls nor holds a socket, even when the lead falls to it.
-  if (pausedByUser) handle.pause();
-  else handle.resume();
-  showSchedule(lastSchedule);
-});
-
-// Cached fragments belong to the signed-in user: forget them at sign-out.
+// Cached fragments (and the pause) belong to the signed-in user: forget them at sign-out.
 document.getElementById("logout-form")?.addEventListener("submit", () => {
   handle.stop();
   handle.clear();

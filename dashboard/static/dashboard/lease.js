@@ -39,7 +39,7 @@ import { MAX_EPOCH, randomId } from "./storage.js";
 export const LEADER = "leader";
 const FOLLOWER = "follower";
 
-const LEASE_DEFAULTS = Object.freeze({
+export const LEASE_DEFAULTS = Object.freeze({
   heartbeatMs: 3000,
   timeoutMs: 10000,
   hiddenTimeoutMs: 75000,
@@ -56,7 +56,7 @@ export function isVisible() {
 export class LeaderElection {
   #records;
   #options;
-  #tabId = randomId();
+  #tabId;
   #role = FOLLOWER;
   #epoch = 0;
   #seenEpoch = 0;
@@ -67,12 +67,14 @@ export class LeaderElection {
 
   constructor({
     records,
+    tabId = randomId(),
     onRoleChange = () => {},
     heartbeatMs = LEASE_DEFAULTS.heartbeatMs,
     timeoutMs = LEASE_DEFAULTS.timeoutMs,
     hiddenTimeoutMs = LEASE_DEFAULTS.hiddenTimeoutMs,
   }) {
     this.#records = records;
+    this.#tabId = tabId;
     this.#options = { onRoleChange, heartbeatMs, timeoutMs, hiddenTimeoutMs };
   }
 

@@ -13,13 +13,15 @@ const CONFIG = Object.freeze({
   // An element not listed goes with everything inside it, as a whole.
   ALLOWED_TAGS: [
     "#text", "div", "section", "h2", "span", "strong", "ol", "li", "p", "small", "table",
-    "thead", "tbody", "tr", "th", "td", "progress", "button", "time",
+    "thead", "tbody", "tr", "th", "td", "progress", "button", "time", "a",
+    // The operation page's live part (operation.html).
+    "dl", "dt", "dd", "pre", "details", "summary",
   ],
   ALLOWED_ATTR: [
     "id", "class", "role", "max", "value", "type", "scope", "tabindex", "datetime", "title",
     "data-state-version", "data-content-version", "data-rendered-at", "data-status",
     "data-testid", "data-countdown",
-    "hx-post", "hx-target", "hx-swap",
+    "hx-post", "hx-target", "hx-swap", "hx-confirm", "href",
   ],
   ALLOW_DATA_ATTR: false,
   ALLOW_ARIA_ATTR: true,
@@ -27,9 +29,18 @@ const CONFIG = Object.freeze({
   RETURN_DOM_FRAGMENT: true,
 });
 
-const CANCEL_URL = /^\/dashboard\/operations\/[0-9a-f-]{36}\/cancel\/$/;
-// Ids the live region renders; the page looks some up (#live, #op-<id>).
-const ID = /^(?:live|slots-heading|budget-heading|operations-heading|op-[0-9a-f-]{36})$/;
+const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+// The dashboard's Cancel buttons, and the operation page's.
+const CANCEL_URL = new RegExp(`^(?:/dashboard)?/operations/${UUID}/cancel/$`);
+// Links go to an operation's page and nowhere else.
+const OPERATION_URL = new RegExp(`^/operations/${UUID}/$`);
+// The operation page asks before cancelling a running operation, in these words only.
+const CONFIRMATION = /^Cancel running operation [0-9a-f]{8}\?$/;
+// Ids the live regions render; the page looks some up (#live, #op-<id>).
+const ID = new RegExp(
+  `^(?:live|slots-heading|budget-heading|operations-heading|op-${UUID}` +
+    "|detail-(?:status|times|slot|messages|result|error)-heading)$",
+);
 // Attributes allowed only with the values the dashboard renders: the htmx request
 // of a Cancel button (and nothing else htmx could send) and the ids above.
 const VALUES = {
@@ -37,6 +48,8 @@ const VALUES = {
   "hx-post": (value) => CANCEL_URL.test(value),
   "hx-target": (value) => value === "#live",
   "hx-swap": (value) => value === "outerHTML",
+  "hx-confirm": (value) => CONFIRMATION.test(value),
+  href: (value) => OPERATION_URL.test(value),
 };
 
 purify.addHook("uponSanitizeAttribute", (_node, data) => {

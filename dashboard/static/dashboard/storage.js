@@ -3,6 +3,8 @@
 //   leader     {tabId, epoch, expiresAt, hidden}   the lease (see lease.js)
 //   broadcast  {seq, html}                          the leader's last result (see messages.js)
 //   signal     {kind, nonce}                        a follower's news for the leader
+//   tab:<id>   {seenAt, hidden}                     one open tab (see presence.js)
+//   pause      {tabId, since}                       the user paused updates (see pause.js)
 //
 // Everything read back was written by another tab (or by anything else on this
 // origin) and is untrusted: it is parsed as JSON and checked field by field, and
@@ -18,12 +20,20 @@ export const SIGNAL_KINDS = new Set(["action", "wake", "focus"]);
 // (where +1 no longer counts) and every later record would fail its check.
 export const MAX_EPOCH = 2 ** 31 - 1;
 export const MAX_SEQ = 2 ** 31 - 1;
+// Tab ids are randomId()s; the key of a tab's presence record names it.
+const TAB_NAME = /^tab:([0-9a-f]{16})$/;
+// How many keys a count of the tabs looks at, at most: the origin's keys are
+// coordhub's, a handful per namespace, so only a flood of planted keys comes near
+// it, and that makes the count short rather than the tab slow.
+const MAX_SCANNED_KEYS = 2000;
 
-const NAMES = ["leader", "broadcast", "signal"];
+const NAMES = ["leader", "broadcast", "signal", "pause"];
 const VALIDATORS = {
   leader: isLease,
   broadcast: isBroadcast,
   signal: isSignal,
+  pause: isPause,
+  tab: isPresence,
 };
 
 /** Return window.localStorage, or null where using it throws (disabled storage). */
@@ -64,7 +74,7 @@ export class Records {
     return this.#storage !== null;
   }
 
-  /** Return the named record ("leader", "broadcast" or "signal") if it is valid, else null. */
+  /** Return the named record ("leader", "broadcast", "tab:<id>" …) if it is valid, else null. */
   read(name) {
     try {
       return this.parse(name, this.#storage?.getItem(this.#prefix + name));
@@ -102,20 +112,37 @@ export class Records {
     } catch {
       return null;
     }
-    const isValid = VALIDATORS[name];
-    return value !== null && typeof value === "object" && isValid(value) ? value : null;
+    const isValid = VALIDATORS[kindOf(name)];
+    return value !== null && typeof value === "object" && isValid?.(value) ? value : null;
   }
 
   /**
    * Say which of this namespace's records a storage event changed: "leader",
-   * "broadcast", "signal", "all" (storage was cleared) or null (not ours).
+   * "broadcast", "signal", "pause", "tab" (any tab's presence), "all" (storage was
+   * cleared) or null (not ours).
    */
   changed(event) {
     if (!this.shared || event.storageArea !== this.#storage) return null;
     if (event.key === null) return "all";
     if (!event.key.startsWith(this.#prefix)) return null;
-    const name = event.key.slice(this.#prefix.length);
-    return NAMES.includes(name) ? name : null;
+    return kindOf(event.key.slice(this.#prefix.length));
+  }
+
+  /** Yield this namespace's presence records as [tabId, record or null], in the first keys. */
+  *tabs() {
+    if (!this.shared) return;
+    try {
+      const scanned = Math.min(this.#storage.length, MAX_SCANNED_KEYS);
+      for (let index = 0; index < scanned; index += 1) {
+        const key = this.#storage.key(index);
+        if (key === null || !key.startsWith(this.#prefix)) continue;
+        const name = key.slice(this.#prefix.length);
+        const tabId = TAB_NAME.exec(name)?.[1];
+        if (tabId !== undefined) yield [tabId, this.parse(name, this.#storage.getItem(key))];
+      }
+    } catch {
+      // Storage revoked mid-scan: count what was read.
+    }
   }
 
   /** Remove every key of the namespace (at logout: cached fragments belong to the user). */
@@ -128,6 +155,12 @@ export class Records {
     }
     keys.forEach((key) => this.#storage.removeItem(key));
   }
+}
+
+/** "leader", "tab" for "tab:<id>", …; null for a name that is none of the records. */
+function kindOf(name) {
+  if (NAMES.includes(name)) return name;
+  return TAB_NAME.test(name) ? "tab" : null;
 }
 
 function isLease(value) {
@@ -147,4 +180,13 @@ function isBroadcast(value) {
 
 function isSignal(value) {
   return SIGNAL_KINDS.has(value.kind);
+}
+
+function isPause(value) {
+  const { tabId, since } = value;
+  return typeof tabId === "string" && tabId.length <= 64 && Number.isFinite(since);
+}
+
+function isPresence(value) {
+  return Number.isFinite(value.seenAt) && typeof value.hidden === "boolean";
 }

@@ -16,5 +16,6 @@ class Command(BaseCommand):
         result = sweep()
         self.stdout.write(
             f"Reclaimed {result.reclaimed} expired slot(s); pruned "
-            f"{result.pruned_operations} operation(s) and {result.pruned_task_rows} task row(s)."
+            f"{result.pruned_operations} operation(s), {result.pruned_task_rows} task row(s) "
+            f"and {result.pruned_refusal_counts} row(s) of refusal counts."
         )
