@@ -43,6 +43,9 @@ def error_response(request: HttpRequest, exc: CoordhubError) -> HttpResponse:
         # a Prometheus scrape) gets a 401 with the Bearer challenge it can answer.
         return redirect_to_login(request.get_full_path())
     response = json_error(exc.code, str(exc), exc.status, headers=exc.headers(), **exc.fields())
+    if request.headers.get("HX-Request") == "true" and not for_scripts(request):
+        # htmx swaps 4xx answers into the page (base.html): never this JSON over a panel.
+        response["HX-Reswap"] = "none"
     return with_usage(response, exc.usage)
 
 

@@ -17,7 +17,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api import limits
 from api.holds import recheck_of
-from api.starts import refused_for_rate
 from operations.exceptions import (
     AuthenticationRequired,
     CsrfFailed,
@@ -135,7 +134,7 @@ def count_start_attempt(request: HttpRequest) -> None:
     request.start_attempt_counted = True
     attempts = limits.spend(request, limits.ATTEMPT)
     if attempts and attempts.exceeded:
-        raise refused_for_rate(attempts)
+        raise RateLimited(attempts)  # a flood: not counted (api.starts.refused_for_rate)
 
 
 def read_limited(view: Callable) -> Callable:

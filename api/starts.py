@@ -66,13 +66,18 @@ def spend_start(request: HttpRequest) -> limits.Usage | None:
         attempts, usage = limits.spend_together(request, limits.ATTEMPT, limits.START)
         if attempts and attempts.exceeded:
             limits.refund(usage)
-            raise refused_for_rate(attempts)
+            raise RateLimited(attempts)  # a flood: not counted, see refused_for_rate
     if usage and usage.exceeded:
         raise refused_for_rate(limits.refund(usage))
     return usage
 
 
 def refused_for_rate(usage: limits.Usage | None) -> RateLimited:
-    """The refusal of a start past one of the client's limits, counted for the charts."""
+    """The refusal of a start past the client's start budget, counted for the charts.
+
+    Attempts past START_ATTEMPTS_PER_MINUTE are refused by the cache alone and not
+    counted: so a flood from one client costs the database nothing, and counting
+    refusals writes at most that many rows a minute per client.
+    """
     refusals.record(RateLimited.code)
     return RateLimited(usage)

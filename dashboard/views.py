@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -99,7 +100,9 @@ def index(request: HttpRequest) -> HttpResponse:
     form_context = retry_form_context(request, request.GET.get("retry_of", ""))
     context = live_context(request, start_budget(request)) | form_context | page_history(request)
     if charts := request.GET.get("charts"):  # `?charts=day`: the charts' links without htmx
-        context |= chart_context(charts)
+        # A range that does not exist: the page asks for the default one.
+        with contextlib.suppress(InvalidRequest):
+            context |= chart_context(charts)
     # Without, the page carries a panel that asks for the charts once it is up: the
     # page is not held back by them.
     return render(request, "dashboard/index.html", context | {"config": settings.COORDHUB})

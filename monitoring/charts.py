@@ -292,9 +292,19 @@ def kind_durations(start: datetime, end: datetime) -> list[KindDurations]:
             .order_by("seconds")
             .values_list("seconds", flat=True)
         )
-        p50, p95 = (round(durations[rank(p, count)], 3) for p in PERCENTILES)
-        found.append(KindDurations(kind, count, p50, p95))
+        p50, p95 = (nth_or_last(durations, rank(p, count)) for p in PERCENTILES)
+        if p95 is not None:  # None: every one of them was deleted meanwhile
+            found.append(KindDurations(kind, count, round(p50, 3), round(p95, 3)))
     return found
+
+
+def nth_or_last(sorted_values: QuerySet, index: int) -> float | None:
+    """The value at `index`, or the last if fewer are left (rows deleted since they were
+    counted, e.g. by pruning); None if none is left."""
+    value = next(iter(sorted_values[index : index + 1]), None)
+    if value is None:
+        value = next(iter(sorted_values.reverse()[:1]), None)
+    return value
 
 
 def rank(percentile: int, count: int) -> int:

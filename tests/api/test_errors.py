@@ -135,3 +135,18 @@ def test_a_failure_under_the_api_is_a_json_500_and_elsewhere_a_page(client, monk
     }
     assert page.status_code == 500
     assert page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_a_refused_htmx_request_for_a_panel_swaps_nothing_into_it(client, configure):
+    configure(allow_anonymous=True, enable_rate_limiting=True, read_requests_per_minute=1)
+    htmx = {"HX-Request": "true"}
+    assert client.get("/dashboard/history/", headers=htmx).status_code == 200
+
+    refused = client.get("/dashboard/history/", headers=htmx)
+    script = client.get("/api/operations", headers=htmx)
+
+    assert refused.status_code == 429
+    assert refused["HX-Reswap"] == "none"  # the panel stays as it was
+    assert script.status_code == 429
+    assert "HX-Reswap" not in script  # the API answers scripts, whatever they send

@@ -144,14 +144,18 @@ def test_each_429_refusing_a_start_adds_one_to_its_minutes_count_and_a_start_add
     assert refusals_counted() == {"concurrency_limit": 1, "rate_limited": 1}
 
 
-def test_a_start_past_the_attempt_limit_is_counted_as_rate_limited(client, configure):
+def test_a_flood_past_the_attempt_limit_is_refused_without_a_database_write(
+    client, configure, django_assert_num_queries
+):
     configure(start_attempts_per_minute=2)
     bad = {"kind": "nope"}
+    answers = [post_start(client, bad).status_code for _ in range(2)]
 
-    answers = [post_start(client, bad).status_code for _ in range(3)]
+    with django_assert_num_queries(0):
+        answers += [post_start(client, bad).status_code for _ in range(20)]
 
-    assert answers == [400, 400, 429]
-    assert refusals_counted() == {"rate_limited": 1}
+    assert answers == [400] * 2 + [429] * 20
+    assert refusals_counted() == {}
 
 
 def test_a_database_failing_to_count_a_refusal_leaves_its_429(client, configure, monkeypatch):

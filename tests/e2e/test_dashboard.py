@@ -46,12 +46,16 @@ PLANTED_HTML = (
     '<button hx-get="/api/operations" hx-trigger="load">x</button></div>'
 )
 # Markup the live region never renders: a script hook, a form that posts, an id
-# and data-* attributes of its own (htmx reads data-hx-*; the page reads ids).
+# and data-* attributes of its own (htmx reads data-hx-*; the page reads ids), a
+# Cancel request and a link on a paragraph.
 UNRENDERED_HTML = (
     '<div id="live" data-planted="1"><img src=x onerror="window.pwned=1">'
     '<form action="/api/operations" method="post"><button>send</button></form>'
     '<p id="planted" class="empty" data-testid="budget" data-hx-get="/api/operations"'
-    ' data-hx-trigger="load" data-planted="1">kept</p></div>'
+    ' data-hx-trigger="load" data-planted="1"'
+    # A request and a link the live region renders, on an element that never carries them.
+    ' hx-post="/dashboard/operations/8d6a1c42-3a1e-4f6e-9d51-6b1f8c9d0e11/cancel/"'
+    ' href="/operations/8d6a1c42-3a1e-4f6e-9d51-6b1f8c9d0e11/">kept</p></div>'
 )
 # Past the largest safe integer, where adding one no longer counts.
 HUGE = 2**53 - 1

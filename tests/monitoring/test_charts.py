@@ -206,3 +206,15 @@ def test_every_chart_query_reads_a_window_of_an_index_never_the_whole_table():
             bounded in reads[0]
             for bounded in ("(status=? AND created_at<?)", ">? AND finished_at<?)", "minute<?)")
         ), reads
+
+
+@pytest.mark.django_db
+def test_a_percentile_of_rows_deleted_since_they_were_counted_is_the_last_left():
+    for seconds in (3, 1, 2):
+        operation(at(11, 30), at(11, 30, seconds))
+    ordered = Operation.objects.order_by("finished_at").values_list("finished_at", flat=True)
+
+    assert charts.nth_or_last(ordered, 1) == at(11, 30, 2)
+    assert charts.nth_or_last(ordered, 18) == at(11, 30, 3)  # counted 20, 3 left
+    Operation.objects.all().delete()
+    assert charts.nth_or_last(ordered, 0) is None

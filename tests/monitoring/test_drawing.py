@@ -203,6 +203,9 @@ def test_the_dashboard_loads_the_charts_after_the_live_region_and_links_work_wit
     assert 'href="/?charts=day#charts"' in hour
     assert 'hx-get="/dashboard/charts/?range=day"' in hour
     assert 'data-range="day"' in day
+    bogus = client.get("/?charts=week")
+    assert bogus.status_code == 200  # the page, asking for the last hour's charts
+    assert 'hx-get="/dashboard/charts/?range=hour" hx-trigger="load"' in bogus.content.decode()
 
 
 @pytest.mark.django_db

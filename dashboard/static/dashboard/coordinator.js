@@ -166,9 +166,13 @@ export function startTabs({
     sharedPause.stop();
   }
 
-  /** Remove every key of this namespace (at logout: cached fragments belong to the user). */
+  /**
+   * Remove every key of this namespace and of the namespaces within the user's (at
+   * logout: cached fragments belong to the user). An operation's page has one of
+   * its own, "user-1:operation-<id>", within the dashboard's "user-1".
+   */
   function clear() {
-    records.clear();
+    new Records(namespace.split(":")[0]).clear();
     messages.forget();
   }
 

@@ -52,9 +52,16 @@ const VALUES = {
   href: (value) => OPERATION_URL.test(value),
 };
 
-purify.addHook("uponSanitizeAttribute", (_node, data) => {
+// Requests only from buttons, links only on anchors: planted markup cannot make a
+// row or a heading cancel on a click, nor an anchor post.
+const ELEMENT_OF = { "hx-post": "BUTTON", "hx-target": "BUTTON", "hx-swap": "BUTTON",
+  "hx-confirm": "BUTTON", href: "A" };
+
+purify.addHook("uponSanitizeAttribute", (node, data) => {
   const check = VALUES[data.attrName];
-  if (check && !check(data.attrValue)) data.keepAttr = false;
+  const element = ELEMENT_OF[data.attrName];
+  if (element && node.nodeName !== element) data.keepAttr = false;
+  else if (check && !check(data.attrValue)) data.keepAttr = false;
 });
 
 /** Return a clean `#live` element built from `html`, or null if there is none. */
