@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.history import PAGE_SIZE, History
+import dashboard.history
+from dashboard.history import COUNT_CAP, PAGE_SIZE, History
 from operations.kinds import register, unregister
 from operations.models import Operation, Status
 
@@ -404,12 +405,28 @@ def test_no_read_loads_params_or_result_and_only_shown_reasons_load_error(client
             assert "SUBSTR" in sql.upper() or "LEFT(" in sql.upper(), sql
 
 
-def test_the_counts_are_one_grouped_query(client):
+def counting(sqls: list[str]) -> list[str]:
+    return [sql for sql in sqls if "COUNT(" in sql.upper()]
+
+
+def test_the_counts_are_one_query_per_status_each_stopping_past_the_cap(client):
     seed(["failed", "completed", "queued"])
 
-    grouped = [sql for sql in operation_selects(client, PANEL) if "GROUP BY" in sql]
+    counts_sql = counting(operation_selects(client, PANEL))
 
-    assert len(grouped) == 1
+    assert len(counts_sql) == 5
+    assert all(f"LIMIT {COUNT_CAP + 1}" in sql for sql in counts_sql), counts_sql
+
+
+def test_a_status_past_the_cap_reads_as_the_cap_and_more(client, monkeypatch):
+    monkeypatch.setattr(dashboard.history, "COUNT_CAP", 3)
+    seed(["failed"] * 5 + ["completed"] * 2)
+
+    shown = client.get(PANEL).content.decode()
+
+    assert 'data-testid="history-count">3+<' in shown  # failed
+    assert 'data-testid="history-count">2<' in shown  # completed
+    assert 'data-testid="history-count">5+<' in shown  # all: at least 3 + 2
 
 
 @pytest.mark.sqlite  # EXPLAIN QUERY PLAN is SQLite's
@@ -418,11 +435,11 @@ def test_the_counts_walk_an_index_never_the_table(client, query):
     seed(["failed", "completed", "queued"] * 5)
     seed(["completed"] * 5, client_key=THEIRS)
 
-    grouped = [sql for sql in operation_selects(client, f"{PANEL}{query}") if "GROUP BY" in sql]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN QUERY PLAN {grouped[0]}")
-        steps = [row[-1] for row in cursor.fetchall()]
+    for sql in counting(operation_selects(client, f"{PANEL}{query}")):
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+            steps = [row[-1] for row in cursor.fetchall()]
 
-    reads = [step for step in steps if "operations_operation" in step]
-    assert reads, steps
-    assert all("INDEX" in step for step in reads), steps
+        reads = [step for step in steps if "operations_operation" in step]
+        assert reads, steps
+        assert all("INDEX" in step for step in reads), steps
