@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -116,8 +115,12 @@ class Detail:
         return int(self.now.timestamp() * 1000)
 
 
-def detail_of(request: HttpRequest, operation_id: uuid.UUID) -> Detail:
-    versions = detail_versions(operation_id)  # before the rows: see dashboard.state.live_state
+def detail_of(
+    request: HttpRequest, operation_id: uuid.UUID, versions: Versions | None = None
+) -> Detail:
+    """What the page shows; `versions` (taken now if not given) come before the rows, as in
+    dashboard.state.live_state."""
+    versions = versions or detail_versions(operation_id)
     operation = get_object_or_404(Operation.objects.select_related("user"), pk=operation_id)
     slot = Slot.objects.filter(operation_id=operation_id).first()
     staff = bool(request.user.is_authenticated and request.user.is_staff)
@@ -162,7 +165,7 @@ def operation_live(request: HttpRequest, operation_id: uuid.UUID) -> HttpRespons
         return HttpResponse("There is no such operation.", status=404)
     if request.headers.get(CONTENT_HEADER) == versions.content:
         return with_versions(HttpResponse(status=204), versions)
-    detail = detail_of(request, operation_id)
+    detail = detail_of(request, operation_id, versions)
     response = render(request, "dashboard/operation.html#live", {"detail": detail})
     return with_versions(response, detail.versions)
 
@@ -213,7 +216,7 @@ def retry(request: HttpRequest, operation_id: uuid.UUID) -> HttpResponse:
     return redirect("operation-detail", operation_id=new.id)
 
 
-def refused(request: HttpRequest, original: Model, text: str, status: int) -> HttpResponse:
+def refused(request: HttpRequest, original: Operation, text: str, status: int) -> HttpResponse:
     detail = detail_of(request, original.pk)
     context = page_context(request, detail, retry_refused=text)
     return render(request, "dashboard/operation.html", context, status=status)

@@ -88,3 +88,18 @@ def empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def report_kind():
+    """A second registered kind, "report", to filter by."""
+    from django import forms
+
+    from operations.kinds import register, unregister
+
+    class ReportParams(forms.Form):
+        pages = forms.IntegerField(required=False)
+
+    register("report", ReportParams, "A report.")(lambda context, **params: None)
+    yield "report"
+    unregister("report")

@@ -57,15 +57,16 @@ class OperationContext:
         """Record progress (0-100) and a short message; stop if the operation is no longer ours."""
         self.check()
         percent = max(0, min(100, int(percent)))
-        message = message[:MESSAGE_LENGTH]
-        if message and (not self._messages or self._messages[-1]["message"] != message):
-            self._messages.append({"at": timezone.now().isoformat(), "message": message})
+        fields: dict[str, object] = {"progress": percent, "message": message[:MESSAGE_LENGTH]}
+        if fields["message"] and (
+            not self._messages or self._messages[-1]["message"] != fields["message"]
+        ):
+            self._messages.append({"at": timezone.now().isoformat(), "message": fields["message"]})
+            fields["message_history"] = list(self._messages)  # written only when it grows
         running = Operation.objects.filter(pk=self.operation_id, status=Status.RUNNING)
         updated = None
         with database_outage_tolerated("progress"):  # progress can wait for the next report
-            updated = running.update(
-                progress=percent, message=message, message_history=list(self._messages)
-            )
+            updated = running.update(**fields)
         if updated == 0:
             raise LeaseLost()
 

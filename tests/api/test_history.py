@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from django import forms
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -18,7 +17,6 @@ from django.test.utils import CaptureQueriesContext
 from api.cursors import CURSOR_SALT
 from api.history import DEFAULT_LIMIT
 from api.schema import DESCRIPTION
-from operations.kinds import register, unregister
 from operations.models import Operation, Status
 
 pytestmark = pytest.mark.django_db
@@ -35,18 +33,6 @@ STATUSES = list(Status)
 @pytest.fixture(autouse=True)
 def open_to_all(configure):
     configure(allow_anonymous=True, enable_rate_limiting=False)
-
-
-@pytest.fixture
-def report_kind():
-    """A second registered kind, to filter by."""
-
-    class ReportParams(forms.Form):
-        pages = forms.IntegerField(required=False)
-
-    register("report", ReportParams, "A report.")(lambda context, **params: None)
-    yield "report"
-    unregister("report")
 
 
 def at(seconds: float) -> datetime:

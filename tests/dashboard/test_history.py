@@ -7,14 +7,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import pytest
-from django import forms
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 import dashboard.history
 from dashboard.history import COUNT_CAP, PAGE_SIZE, History
-from operations.kinds import register, unregister
 from operations.models import Operation, Status
 
 pytestmark = pytest.mark.django_db
@@ -29,16 +27,6 @@ TABLE = '"operations_operation"'
 @pytest.fixture(autouse=True)
 def open_to_all(configure):
     configure(allow_anonymous=True, enable_rate_limiting=False)
-
-
-@pytest.fixture
-def report_kind():
-    class ReportParams(forms.Form):
-        pages = forms.IntegerField(required=False)
-
-    register("report", ReportParams, "A report.")(lambda context, **params: None)
-    yield "report"
-    unregister("report")
 
 
 def seed(statuses: list[str], *, kind: str = "simulated", client_key: str = MINE, **fields):

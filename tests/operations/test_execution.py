@@ -246,7 +246,7 @@ def test_a_failing_kind_keeps_its_exception_and_where_it_was_raised(raising_kind
     assert operation.traceback.rstrip().endswith("LookupError: no account 42")
 
 
-def test_a_cancelled_or_timed_out_operation_has_no_traceback(configure):
+def test_a_timed_out_operation_has_no_traceback(configure):
     configure(operation_timeout_seconds=1)
     operation, version = start(duration=5)
 
