@@ -16,6 +16,7 @@ IPV6_PREFIX = 64  # one IPv6 subscriber usually owns a whole /64
 # RFC 6052's well-known prefix: a NAT64 gateway shows each IPv4 host as 64:ff9b::<its IPv4>.
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 UNPARSEABLE = "unparseable:"
+REMEMBERED_FORWARDED_CHARS = 256
 
 
 @lru_cache(maxsize=8)
@@ -98,8 +99,27 @@ def client_key(request: HttpRequest) -> str:
     # A request asks several times (its limits, then each operation it may control):
     # its address does not change, so it is worked out once.
     if not hasattr(request, "coordhub_address_key"):
-        request.coordhub_address_key = address_key(client_address(request))
+        request.coordhub_address_key = peer_key(
+            request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", "")
+        )
     return request.coordhub_address_key
+
+
+def peer_key(peer: str, forwarded: str) -> str:
+    """The key of the client behind the direct `peer` and the X-Forwarded-For it sent.
+
+    Each request would parse the same few addresses again: the key of a pair seen
+    lately is remembered, unless the header is long enough to make a memory of it.
+    """
+    if len(forwarded) > REMEMBERED_FORWARDED_CHARS:
+        return address_key(address_behind_proxies(peer, forwarded))
+    return remembered_peer_key(peer, forwarded, settings.COORDHUB.trusted_proxies)
+
+
+@lru_cache(maxsize=4096)
+def remembered_peer_key(peer: str, forwarded: str, trusted_proxies: str) -> str:
+    """`peer_key`, worked out under TRUSTED_PROXIES == `trusted_proxies` (read again inside)."""
+    return address_key(address_behind_proxies(peer, forwarded))
 
 
 def address_key(address: str) -> str:

@@ -4,8 +4,8 @@ The keys and windows are django-ratelimit's own (`_make_cache_key`, `_get_window
 fixed one-minute windows, jittered per client), so its system checks and tools
 apply. Counting is done here rather than through its `get_usage`, which makes two
 cache round trips per request (`add`, then `incr`): on Redis one script counts and
-sets the expiry in a single round trip, and a refusal that started nothing can give
-its start back (`refund`).
+sets the expiry in a single round trip (`api.redis_counter`), and a refusal that
+started nothing can give its start back (`refund`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
@@ -21,6 +22,7 @@ from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
 
 from api.clients import client_key
+from api.redis_counter import RedisCounter
 from coordhub.cache import RedisCache
 from operations.exceptions import RateLimitUnavailable
 
@@ -32,23 +34,6 @@ ATTEMPT = "attempt"
 WINDOW_SECONDS = 60
 # As django-ratelimit: a counter outlives its window by a few seconds, never less.
 EXPIRY_SECONDS = WINDOW_SECONDS + ratelimit.EXPIRATION_FUDGE
-
-# One round trip for any number of counters: count each, and give a new counter its
-# expiry (a refund that emptied a counter must not leave it without one).
-COUNT_SCRIPT = """
-local counts = {}
-for i, key in ipairs(KEYS) do
-  counts[i] = redis.call('INCRBY', key, ARGV[1])
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
-end
-return counts
-"""
-# Give one back, but never below zero nor to a counter whose window has expired.
-REFUND_SCRIPT = """
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -144,8 +129,7 @@ class Window:
         limit = limit_per_minute(group)
         value = client_key(request)
         ends_at = ratelimit._get_window(value, WINDOW_SECONDS)
-        key = ratelimit._make_cache_key(group, ends_at, f"{limit}/m", value, ALL)
-        return cls(group, limit, key, ends_at)
+        return cls(group, limit, window_key(group, limit, value, ends_at), ends_at)
 
     def usage(self, count: int | None) -> Usage:
         if count is None:
@@ -157,6 +141,12 @@ class Window:
         # was counted in is over, so the next request may come at once.
         time_left = self.ends_at - int(ratelimit.time.time())
         return Usage(self.group, self.limit, int(count), max(time_left, 0) + 1, self.key)
+
+
+@lru_cache(maxsize=4096)
+def window_key(group: str, limit: int, value: str, ends_at: int) -> str:
+    """django-ratelimit's key for one window, hashed once per client and window."""
+    return ratelimit._make_cache_key(group, ends_at, f"{limit}/m", value, ALL)
 
 
 def cache_call[T](call: Callable[[], T]) -> T:
@@ -197,37 +187,9 @@ class CacheCounter:
 IN_PROCESS = CacheCounter()
 
 
-class RedisCounter:
-    """Counters on Redis: one round trip each, through the raw client django-redis keeps."""
-
-    def __init__(self, redis_cache: RedisCache) -> None:
-        self.cache = redis_cache
-        self.client = redis_cache.client.get_client(write=True)
-        self.count_script = self.client.register_script(COUNT_SCRIPT)
-        self.refund_script = self.client.register_script(REFUND_SCRIPT)
-
-    @classmethod
-    def of(cls, redis_cache: RedisCache) -> RedisCounter:
-        """The counter of this process's shared django-redis client (one per settings)."""
-        shared = redis_cache.client
-        if getattr(shared, "coordhub_counter", None) is None:
-            shared.coordhub_counter = cls(redis_cache)
-        return shared.coordhub_counter
-
-    def add(self, keys: list[str]) -> list[int]:
-        cache_keys = [self.cache.make_key(key) for key in keys]
-        return self.count_script(keys=cache_keys, args=[1, EXPIRY_SECONDS])
-
-    def get(self, key: str) -> int:
-        return int(self.client.get(self.cache.make_key(key)) or 0)
-
-    def refund(self, key: str) -> int:
-        return self.refund_script(keys=[self.cache.make_key(key)])
-
-
 def counter() -> CacheCounter | RedisCounter:
     """The counter for the default cache: the one-round-trip one for coordhub's Redis cache."""
     default = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(default, RedisCache):
-        return RedisCounter.of(default)
+        return RedisCounter.of(default, EXPIRY_SECONDS)
     return IN_PROCESS

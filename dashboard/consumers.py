@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.http import is_same_domain
 
-from api.clients import address_behind_proxies, address_key, is_trusted_proxy
+from api.clients import is_trusted_proxy, peer_key
 from api.holds import PerClientBound
 from operations.feed import Change, ChangeFeed, process_feed
 
@@ -201,4 +201,4 @@ def socket_client_key(scope: dict) -> str:
     if user.is_authenticated:
         return f"user:{user.pk}"
     peer = (scope.get("client") or ("", 0))[0]
-    return address_key(address_behind_proxies(peer, header(scope, b"x-forwarded-for")))
+    return peer_key(peer, header(scope, b"x-forwarded-for"))

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 
-from api.clients import client_address, client_key
+from api.clients import client_address, client_key, remembered_peer_key
 
 
 @pytest.fixture
@@ -161,3 +161,24 @@ def test_a_signed_in_user_is_keyed_by_user_wherever_they_connect_from(django_use
     keys = {client_key(request_from(address, user=user)) for address in ("192.0.2.1", "::1")}
 
     assert keys == {f"user:{user.pk}"}
+
+
+def test_a_remembered_key_follows_a_change_of_trusted_proxies(trust):
+    forwarded = "198.51.100.66, 203.0.113.7"
+    trust("10.0.0.0/8")
+    assert client_key(request_from("10.0.0.2", forwarded)) == "ip:203.0.113.7"
+
+    trust("")
+
+    assert client_key(request_from("10.0.0.2", forwarded)) == "ip:10.0.0.2"
+
+
+def test_a_long_forwarded_header_is_keyed_alike_but_never_remembered(trust):
+    trust("10.0.0.0/8")
+    padding = ", ".join(f"10.0.{n // 250}.{n % 250}" for n in range(100))
+    remembered = remembered_peer_key.cache_info().currsize
+
+    key = client_key(request_from("10.0.0.2", f"203.0.113.7, {padding}"))
+
+    assert key == "ip:203.0.113.7"
+    assert remembered_peer_key.cache_info().currsize == remembered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -117,48 +118,72 @@ def anonymous_request():
     return RequestFactory().post("/api/operations", REMOTE_ADDR="192.0.2.10")
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """The name of each command sent to Redis from now on, by any client of this process."""
+    names: list[str] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def recorded(connection, command, *args, **kwargs):
+        packed = b"".join(command) if isinstance(command, list) else command
+        names.append(re.match(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)", packed)[1].decode().upper())
+        return send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recorded)
+    return names
+
+
 @pytest.mark.django_db
-def test_a_start_is_counted_in_one_round_trip_to_redis(on_redis, monkeypatch):
-    sent: list[tuple] = []
-    execute = redis.Redis.execute_command
-
-    def counted(client, *args, **kwargs):
-        sent.append(args[:1])
-        return execute(client, *args, **kwargs)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+def test_a_start_is_counted_in_one_round_trip_to_redis(on_redis, sent):
     limits.spend(anonymous_request(), limits.START)  # the first may load the script
     sent.clear()
 
     usage = limits.spend(anonymous_request(), limits.START)
 
-    assert len(sent) == 1
+    assert sent == ["EVALSHA"]
     assert (usage.count, usage.remaining) == (2, 1)
 
 
 @pytest.mark.django_db
-def test_a_whole_start_asks_redis_once_for_its_attempt_and_its_budget(
-    on_redis, monkeypatch, client
-):
-    sent: list[tuple] = []
-    execute = redis.Redis.execute_command
-
-    def counted(redis_client, *args, **kwargs):
-        sent.append(args[:1])
-        return execute(redis_client, *args, **kwargs)
-
+def test_a_whole_start_asks_redis_once_for_its_attempt_and_its_budget(on_redis, sent, client):
     def start():
         body = json.dumps({"kind": "simulated", "params": {}})
         return client.post("/api/operations", body, content_type="application/json")
 
     start()  # the first may load the script
-    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    sent.clear()
 
     response = start()
 
     assert response.status_code == 202
     assert response["RateLimit"].startswith('"start";r=1;')
-    assert sent == [("EVALSHA",)]
+    assert sent == ["EVALSHA"]
+
+
+@pytest.mark.django_db
+def test_a_redis_that_forgot_the_script_is_sent_it_whole_once(on_redis, sent):
+    limits.spend(anonymous_request(), limits.START)
+    on_redis.client.get_client(write=True).script_flush()
+    sent.clear()
+
+    counts = [limits.spend(anonymous_request(), limits.START).count for _ in range(2)]
+
+    assert counts == [2, 3]
+    assert sent == ["EVALSHA", "EVAL", "EVALSHA"]
+
+
+@pytest.mark.django_db
+def test_connections_the_server_closed_while_idle_count_the_next_start_once(on_redis, sent):
+    limits.spend(anonymous_request(), limits.START)
+    raw = on_redis.client.get_client(write=True)
+    raw.client_kill_filter(_type="normal", skipme=True)  # what a Redis restart does to them
+    sent.clear()
+
+    usage = limits.spend(anonymous_request(), limits.START)
+
+    assert usage.count == 2
+    # The closed connection's try, then a new connection's (after its handshake).
+    assert [name for name in sent if name.startswith("EVAL")] == ["EVALSHA", "EVALSHA"]
 
 
 @pytest.mark.django_db
