@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from api.clients import may_control
+from operations import line
 from operations.kinds import shown_result
 from operations.models import Operation, Status, iso
 
@@ -51,7 +52,23 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict[str, obje
         private = dict.fromkeys(PRIVATE_FIELDS)
     # The last few messages with their times: public, like the message itself.
     messages = {"messages": operation.message_history}
-    return public_fields(operation) | messages | private | {"details_visible": visible}
+    shown = public_fields(operation) | messages | {"line": line_json(operation)}
+    return shown | private | {"details_visible": visible}
+
+
+def line_json(operation: Operation) -> dict[str, object] | None:
+    """Its place in the line while it waits, and how long it waited once it has a slot."""
+    if operation.status == Status.WAITING:
+        place = line.places().get(operation.id)
+        return {
+            "position": place.position if place else None,
+            "of": place.of if place else None,
+            "expected_start_in_seconds": place.expected_in_seconds if place else None,
+            "waiting_because": operation.wait_reason,
+        }
+    if operation.waited_seconds is not None:
+        return {"waited_seconds": round(operation.waited_seconds, 3)}
+    return None
 
 
 def operation_summary(request: HttpRequest, operation: Operation) -> dict[str, object]:

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from api import limits
 from api.clients import client_key
 from operations import refusals
-from operations.admission import admit_valid
+from operations.admission import WhenBusy, admit_valid
 from operations.exceptions import AdmissionError, RateLimited
 from operations.kinds import get_kind
 from operations.models import Operation
@@ -31,22 +31,34 @@ class Started:
 
 
 def start_operation(
-    request: HttpRequest, kind_name: object, params: object, retry_of: Operation | None = None
+    request: HttpRequest,
+    kind_name: object,
+    params: object,
+    retry_of: Operation | None = None,
+    when_busy: WhenBusy = "refuse",
 ) -> Started:
     """Start `kind_name` with `params` for this client, or raise why not.
 
     `retry_of`: the operation this start retries (the caller checked the client may).
+    `when_busy="wait"`: join the line rather than be refused for a busy pool; the
+    start is counted when it is accepted into the line.
 
     Raises UnknownKind or InvalidParams before anything is spent, then
     RateLimitUnavailable when the counters cannot be read (fail closed: the limits
-    protect a quota), RateLimited past the budget, or NoFreeSlot.
+    protect a quota), RateLimited past the budget, NoFreeSlot, ClientShareFull or
+    LineFull.
     """
     kind = get_kind(kind_name)
     cleaned = kind.validate(params)
     usage = spend_start(request)
     try:
         operation = admit_valid(
-            kind, cleaned, client_key=client_key(request), user=request.user, retry_of=retry_of
+            kind,
+            cleaned,
+            client_key=client_key(request),
+            user=request.user,
+            retry_of=retry_of,
+            when_busy=when_busy,
         )
     except AdmissionError as refusal:
         refusal.usage = limits.refund(usage)

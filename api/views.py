@@ -41,13 +41,14 @@ from api.shapes import (
     templates_answer,
 )
 from api.starts import start_operation
+from operations.admission import WHEN_BUSY, WhenBusy
 from operations.cancellation import cancel
 from operations.exceptions import Forbidden, InvalidRequest, NotFound, OperationEnded
 from operations.feed import process_feed
 from operations.models import Operation, Status
 
 SEED_DURATION_SECONDS = 2
-START_FIELDS = {"kind", "params"}
+START_FIELDS = {"kind", "params", "when_busy"}
 
 
 @allow_methods("GET", "POST")
@@ -55,17 +56,27 @@ START_FIELDS = {"kind", "params"}
 @signed_in
 @start_attempts_limited
 def operations(request: HttpRequest) -> HttpResponse:
-    """GET: a page of operation summaries, newest first. POST {"kind", "params"}: start one."""
+    """GET: a page of operation summaries, newest first. POST {"kind", "params"}: start one.
+
+    `"when_busy": "wait"` in the body puts the start in line for a slot instead of
+    answering 429 when none is free (`"refuse"`, the default).
+    """
     if request.method == "GET":
         return list_operations(request)
     body = json_object(request)
     unknown = sorted(set(body) - START_FIELDS)
     if unknown:
-        raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; send kind and params.")
+        raise InvalidRequest(
+            f"Unknown field(s) {', '.join(unknown)}; send kind, params and when_busy."
+        )
     if "kind" not in body:
         raise InvalidRequest("The body needs a 'kind', e.g. 'simulated'.")
+    when_busy = body.get("when_busy", "refuse")
+    if when_busy not in WHEN_BUSY:
+        raise InvalidRequest('\'when_busy\' is "refuse" (the default) or "wait".')
     wait = preferred_wait(request) if can_hold(request) else 0
-    response = started(request, body["kind"], body.get("params", {}), wait, "finished")
+    params = body.get("params", {})
+    response = started(request, body["kind"], params, wait, "finished", when_busy=when_busy)
     if wait:
         response["Preference-Applied"] = f"wait={wait}"
     return response
@@ -78,13 +89,14 @@ def started(
     wait: int = 0,
     mode: Mode = "finished",
     retry_of: Operation | None = None,
+    when_busy: WhenBusy = "refuse",
 ) -> HttpResponse:
     """Start the operation and answer 202 with it and where to watch it.
 
     With `wait`, the 202 is held until the operation ends (then `mode` answers).
     """
     seen_version = process_feed().current_version() if wait else 0
-    start = start_operation(request, kind, params, retry_of)
+    start = start_operation(request, kind, params, retry_of, when_busy)
     operation = start.operation
     body = operation_json(request, operation)
     response = JsonResponse(body, status=202, headers={"ETag": etag_of(body)})

@@ -18,6 +18,8 @@ POSITIVE_SETTINGS = (
     "read_requests_per_minute",
     "start_attempts_per_minute",
     "max_concurrent_operations",
+    "max_waiting_per_client",
+    "max_waiting_operations",
     "cleanup_interval_seconds",
     "slot_lease_seconds",
     "operation_timeout_seconds",
@@ -67,6 +69,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 f"its rows with small integers, so at most {MOST_SLOTS} slots can exist.",
                 hint=f"Set MAX_CONCURRENT_OPERATIONS to {MOST_SLOTS} or less.",
                 id="coordhub.E011",
+            )
+        )
+    if not 1 <= config.max_slots_per_client <= max(1, config.max_concurrent_operations):
+        found.append(
+            checks.Error(
+                f"{described(config, 'max_slots_per_client')}; one client may hold from 1 slot "
+                f"to all {config.max_concurrent_operations}.",
+                hint="Set MAX_SLOTS_PER_CLIENT between 1 and MAX_CONCURRENT_OPERATIONS.",
+                id="coordhub.E015",
             )
         )
     if not 0 <= config.templates_wait_seconds <= MAX_WAIT_SECONDS:

@@ -52,6 +52,17 @@ class Config:
     max_concurrent_operations: int = setting(
         "MAX_CONCURRENT_OPERATIONS", "Operations allowed to run at once (slots)."
     )
+    max_slots_per_client: int = setting(
+        "MAX_SLOTS_PER_CLIENT",
+        "Slots one client may hold at once (default: every slot in development and "
+        "testing, half of them rounded up in staging and production).",
+    )
+    max_waiting_per_client: int = setting(
+        "MAX_WAITING_PER_CLIENT", "Operations one client may have waiting in line for a slot."
+    )
+    max_waiting_operations: int = setting(
+        "MAX_WAITING_OPERATIONS", "Operations that may wait in line for a slot, all clients."
+    )
     cleanup_interval_seconds: int = setting(
         "CLEANUP_INTERVAL_SECONDS", "Seconds between sweeps of expired leases and old rows."
     )
@@ -307,6 +318,9 @@ def load_config(environ: Mapping[str, str], base_dir: Path) -> Config:
             sources[name] = f"environment {variable}" if source == "environment" else source
         if name == "log_level":
             values[name] = normalise_log_level(values[name], problems)
+    for name, value in values.items():
+        if callable(value):  # a default worked out from the other values
+            values[name] = value(values)
 
     return Config(
         profile=profile,

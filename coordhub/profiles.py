@@ -1,19 +1,32 @@
 """The defaults of each configuration profile, the lowest layer of the configuration.
 
 A JSON file (`COORDHUB_CONFIG_FILE`) and then the environment override them;
-`coordhub/config.py` loads the three layers. The README's configuration table
-mirrors these values.
+`coordhub/config.py` loads the three layers. A default may be worked out from the
+values of the others (a client's share of the slots from the slot count). The
+README's configuration table mirrors these values.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+def every_slot(values: dict[str, Any]) -> int:
+    return values["max_concurrent_operations"]
+
+
+def half_the_slots(values: dict[str, Any]) -> int:
+    return math.ceil(values["max_concurrent_operations"] / 2)
+
 
 PROFILES = ("development", "testing", "staging", "production")
 DEFAULT_PROFILE = "development"
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "start_attempts_per_minute": 60,
+    "max_waiting_per_client": 100,
+    "max_waiting_operations": 1000,
     "read_requests_per_minute": 120,
     "slot_lease_seconds": 30,
     "operation_timeout_seconds": 7200,
@@ -39,6 +52,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "development": {
         "requests_per_minute": 10,
         "max_concurrent_operations": 5,
+        "max_slots_per_client": every_slot,
         "cleanup_interval_seconds": 1800,
         "enable_rate_limiting": False,
         "allow_anonymous": True,
@@ -51,6 +65,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "testing": {
         "requests_per_minute": 5,
         "max_concurrent_operations": 3,
+        "max_slots_per_client": every_slot,
         "cleanup_interval_seconds": 900,
         "enable_rate_limiting": True,
         "allow_anonymous": True,
@@ -63,6 +78,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "staging": {
         "requests_per_minute": 3,
         "max_concurrent_operations": 2,
+        "max_slots_per_client": half_the_slots,
         "cleanup_interval_seconds": 3600,
         "enable_rate_limiting": True,
         "allow_anonymous": False,
@@ -75,6 +91,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "production": {
         "requests_per_minute": 2,
         "max_concurrent_operations": 2,
+        "max_slots_per_client": half_the_slots,
         "cleanup_interval_seconds": 3600,
         "enable_rate_limiting": True,
         "allow_anonymous": False,

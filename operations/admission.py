@@ -1,4 +1,4 @@
-"""Admission: validate, claim a slot, create the operation and enqueue it, in one transaction.
+"""Admission: validate, claim a slot (or join the line), create the operation and enqueue it.
 
 Every entry point (API, dashboard, admin "retry") starts operations here. A
 refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
@@ -6,20 +6,20 @@ refusal raises an `AdmissionError` and leaves nothing behind: no row, no slot.
 
 from __future__ import annotations
 
-import uuid
-from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
-from django_tasks_db.backend import DatabaseBackend
+from django.utils import timezone
 
-from operations import counters, refusals
+from operations import counters, enqueueing, line, refusals
 from operations.exceptions import NoFreeSlot
 from operations.kinds import Kind, get_kind
 from operations.models import Operation
-from operations.slots import Hold, claim_slot
-from operations.tasks import run_operation
+from operations.slots import claim_slot
+
+WhenBusy = Literal["refuse", "wait"]
+WHEN_BUSY: tuple[WhenBusy, ...] = ("refuse", "wait")
 
 
 def admit(
@@ -29,11 +29,14 @@ def admit(
     client_key: str = "",
     user: Any = None,
     retry_of: Operation | None = None,
+    when_busy: WhenBusy = "refuse",
 ) -> Operation:
     """Start an operation of `kind_name`, or raise why it cannot start."""
     kind = get_kind(kind_name)
     cleaned = kind.validate(params)
-    return admit_valid(kind, cleaned, client_key=client_key, user=user, retry_of=retry_of)
+    return admit_valid(
+        kind, cleaned, client_key=client_key, user=user, retry_of=retry_of, when_busy=when_busy
+    )
 
 
 def admit_valid(
@@ -43,14 +46,20 @@ def admit_valid(
     client_key: str = "",
     user: Any = None,
     retry_of: Operation | None = None,
+    when_busy: WhenBusy = "refuse",
 ) -> Operation:
     """Claim a slot for `kind` with validated `params`, create the operation, enqueue it.
 
-    Raises NoFreeSlot when every slot is taken. `retry_of`: the operation this one
-    retries, recorded on the new one.
+    Raises NoFreeSlot when every slot is taken, ClientShareFull when the client holds
+    its share, KindCapFull or KeyCapFull at the kind's caps; with `when_busy="wait"`
+    the operation joins the line instead (status `waiting`), or LineFull is raised
+    when the line is full. `retry_of`: the
+    operation this one retries, recorded on the new one.
 
     One short write transaction: claim the slot, enqueue the task, insert the
-    operation (already carrying its task's id), count the allocation.
+    operation (already carrying its task's id), count the allocation. A start
+    that may wait, or whose client's share is smaller than the pool, takes the
+    line's lock first (`operations.line`).
     """
     config = settings.COORDHUB
     operation = Operation(
@@ -59,23 +68,19 @@ def admit_valid(
         client_key=client_key,
         user=user if user is not None and user.is_authenticated else None,
         retry_of=retry_of,
+        concurrency_key=kind.key_of(params),
     )
     try:
         with transaction.atomic(), counters.counted():
-            hold = claim_slot(
-                operation,
-                limit=config.max_concurrent_operations,
-                lease_seconds=config.slot_lease_seconds,
-            )
-            if queue_shares_the_database():
-                # The task row commits with the operation or not at all: a start that fails
-                # midway (the database going away) leaves nothing behind.
-                operation.task_id = enqueue(operation, hold)
-                operation.save(force_insert=True)
-            else:
-                operation.save(force_insert=True)
-                transaction.on_commit(partial(enqueue_after_commit, operation, hold))
-            counters.add(counters.ALLOCATIONS)
+            in_line = when_busy == "wait" or line.shares_bind() or kind.capped
+            if in_line:
+                line.serialise()
+            try:
+                claim_for(operation, kind, config, in_line=in_line)
+            except NoFreeSlot as refusal:
+                if when_busy != "wait":
+                    raise
+                line.join(operation, refusal)
     except NoFreeSlot as refusal:
         counters.add(counters.REJECTIONS)
         refusals.record(refusal.code)
@@ -83,22 +88,22 @@ def admit_valid(
     return operation
 
 
-def queue_shares_the_database() -> bool:
-    """Whether the task backend stores its queue in the default database (django-tasks-db)."""
-    return isinstance(run_operation.get_backend(), DatabaseBackend)
+def claim_for(operation: Operation, kind: Kind, config: Any, *, in_line: bool) -> None:
+    """Claim a slot within the client's share and the kind's caps, enqueue, insert.
 
-
-def enqueue(operation: Operation, hold: Hold) -> uuid.UUID:
-    """Hand the operation to the task backend; return the task's id."""
-    result = run_operation.enqueue(str(operation.id), hold.lease_version)
-    return uuid.UUID(str(result.id))
-
-
-def enqueue_after_commit(operation: Operation, hold: Hold) -> None:
-    """Enqueue once the operation is committed, for a backend outside the database.
-
-    A worker then never sees a task before its operation; an enqueue lost here ends
-    when the lease runs out.
+    `in_line`: the start holds the line's lock, so counts the slots held and is
+    recorded as a turn served. Without it no share or cap applies and nobody
+    eligible waits (a free slot would have been handed over), so the turn does
+    not matter.
     """
-    operation.task_id = enqueue(operation, hold)
-    Operation.objects.filter(pk=operation.id).update(task_id=operation.task_id)
+    now = timezone.now()
+    if in_line:
+        line.check_caps(operation, kind, now)
+    hold = claim_slot(
+        operation, limit=config.max_concurrent_operations, lease_seconds=config.slot_lease_seconds
+    )
+    enqueueing.hand_to_worker(operation, hold)
+    operation.save(force_insert=True)
+    if in_line:
+        line.mark_served(operation.client_key, now)
+    counters.add(counters.ALLOCATIONS)

@@ -1,4 +1,4 @@
-"""Cancelling operations: at once while queued, cooperatively while running."""
+"""Cancelling operations: at once while waiting or queued, cooperatively while running."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def cancel(operation: Operation) -> Operation:
         current = Operation.objects.select_for_update().get(pk=operation.pk)
         if current.is_finished:
             raise OperationFinished(current)
-        if current.status == Status.QUEUED:
+        if current.status == Status.WAITING:
+            outcomes.cancel_waiting(current.pk)
+        elif current.status == Status.QUEUED:
             outcomes.cancel_queued(current.pk)
             slots.release_operation(current.pk)
         else:

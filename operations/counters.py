@@ -23,6 +23,7 @@ CANCELLED = "cancelled"
 TIMEOUTS = "timeouts"
 RECLAIMED = "reclaimed"
 HELD_SECONDS = "held_seconds"
+WAITS = "waits"  # starts that joined the line
 
 NAMES = (
     ALLOCATIONS,
@@ -34,6 +35,7 @@ NAMES = (
     TIMEOUTS,
     RECLAIMED,
     HELD_SECONDS,
+    WAITS,
 )
 
 

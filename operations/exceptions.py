@@ -200,6 +200,57 @@ class NoFreeSlot(AdmissionError):
         return {"retry_after": self.retry_after, "estimate": estimate}
 
 
+class CapReached(NoFreeSlot):
+    """A cap narrower than the pool is reached: `reached` says which, as a sentence's start."""
+
+    def __init__(self, cap: int, reached: str, estimate: Estimate | None = None) -> None:
+        super().__init__(cap, estimate)
+        self.args = (f"{reached}; a slot is expected to free in about {self.retry_after} s.",)
+
+
+class ClientShareFull(CapReached):
+    """The client holds as many slots as one client may (MAX_SLOTS_PER_CLIENT)."""
+
+    code = "client_share"
+
+    def __init__(self, share: int, estimate: Estimate | None = None) -> None:
+        reached = f"This client already holds {share} of the slots, as many as one client may"
+        super().__init__(share, reached, estimate)
+
+
+class KindCapFull(CapReached):
+    """As many operations of this kind hold a slot as the kind allows (`max_concurrent`)."""
+
+    code = "kind_limit"
+
+    def __init__(self, kind: str, cap: int, estimate: Estimate | None = None) -> None:
+        reached = f"{cap} {kind} operation(s) already hold a slot, as many as the kind allows"
+        super().__init__(cap, reached, estimate)
+
+
+class KeyCapFull(CapReached):
+    """As many operations hold a slot for this concurrency key as the kind allows per key."""
+
+    code = "key_limit"
+
+    def __init__(self, kind: str, cap: int, estimate: Estimate | None = None) -> None:
+        reached = (
+            f"{cap} {kind} operation(s) with the same concurrency key already hold a slot, "
+            "as many as the kind allows per key"
+        )
+        super().__init__(cap, reached, estimate)
+
+
+class LineFull(CapReached):
+    """The line of waiting operations is full, for this client or for everyone."""
+
+    code = "queue_full"
+
+    def __init__(self, bound: int, whose: str, estimate: Estimate | None = None) -> None:
+        reached = f"{whose} {bound} operations are already waiting for a slot, as many as may"
+        super().__init__(bound, reached, estimate)
+
+
 # --- Operations and kinds -------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from operations import refusals, slots
+from operations import line, refusals, slots
 from operations.models import Operation, WorkerHeartbeat
 
 # Task rows of finished operations are kept this long for inspection, then deleted.
@@ -32,6 +32,7 @@ def sweep() -> Sweep:
     config = settings.COORDHUB
     slots.ensure_slots(config.max_concurrent_operations)
     reclaimed = slots.reclaim_expired()
+    line.fill()  # a slot freed some other way (a raised limit) goes to the line too
     cutoff = timezone.now() - timedelta(days=config.operation_retention_days)
     pruned_operations, _ = Operation.objects.finished_before(cutoff).delete()
     pruned_task_rows = prune_task_rows(cutoff)

@@ -15,6 +15,7 @@ LIVENESS_FLOOR_SECONDS = 15
 
 
 class Status(models.TextChoices):
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -22,13 +23,21 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+ACTIVE_STATUSES = (Status.WAITING, Status.QUEUED, Status.RUNNING)
+# Those that hold a slot: a waiting operation holds nothing.
+HOLDING_STATUSES = (Status.QUEUED, Status.RUNNING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
 
 class OperationQuerySet(models.QuerySet["Operation"]):
     def active(self) -> OperationQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
+
+    def holding(self) -> OperationQuerySet:
+        return self.filter(status__in=HOLDING_STATUSES)
+
+    def waiting(self) -> OperationQuerySet:
+        return self.filter(status=Status.WAITING)
 
     def finished(self) -> OperationQuerySet:
         return self.filter(status__in=FINISHED_STATUSES)
@@ -68,6 +77,13 @@ class Operation(models.Model):
         help_text="The operation this one retries.",
     )
     task_id = models.UUIDField(null=True, blank=True, help_text="The task backend's id.")
+    # The line: why it waited (the refusal it would have had), for how long, and when
+    # staff moved it to the front.
+    wait_reason = models.CharField(max_length=32, blank=True)
+    # Its kind's concurrency key from its params ("" for none): the per-key cap counts these.
+    concurrency_key = models.CharField(max_length=200, blank=True)
+    waited_seconds = models.FloatField(null=True, blank=True)
+    moved_to_front_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -87,6 +103,12 @@ class Operation(models.Model):
             ),
             # One client's operations, newest first: the history's `client` filter.
             models.Index(fields=["client_key", "created_at"], name="operation_client_recent_idx"),
+            # The line, and one client's place in it.
+            models.Index(
+                fields=["client_key", "created_at"],
+                condition=Q(status="waiting"),
+                name="operation_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -162,6 +184,16 @@ class Slot(models.Model):
     def is_live(self, now: datetime | None = None) -> bool:
         """Held under a lease that has not run out."""
         return self.operation_id is not None and not self.is_expired(now)
+
+
+class ClientTurn(models.Model):
+    """When a client was last given a slot: the line serves the least recently served first."""
+
+    client_key = models.CharField(max_length=128, primary_key=True)
+    served_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.client_key} served at {self.served_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Counter(models.Model):

@@ -1,6 +1,6 @@
 """Every status change of an operation, each with the lifetime counters that go with it.
 
-An operation moves queued → running → completed | failed | cancelled. Each
+An operation moves (waiting →) queued → running → completed | failed | cancelled. Each
 change is one conditional UPDATE fenced by the status it leaves, so that two
 processes never both end one operation, and commits in one transaction with its
 counters: a counter never counts a change that did not happen, nor misses one
@@ -58,6 +58,13 @@ def cancel_queued(operation_id: uuid.UUID) -> bool:
     queued = Operation.objects.filter(pk=operation_id, status=Status.QUEUED)
     reason = "Cancelled before it started."
     return bool(end(queued, Status.CANCELLED, error=reason, message="Cancelled"))
+
+
+def cancel_waiting(operation_id: uuid.UUID) -> bool:
+    """Waiting → cancelled: it leaves the line, having held nothing."""
+    waiting = Operation.objects.filter(pk=operation_id, status=Status.WAITING)
+    reason = "Cancelled while waiting for a slot."
+    return bool(end(waiting, Status.CANCELLED, error=reason, message="Cancelled"))
 
 
 def request_cancel(operation_id: uuid.UUID) -> None:

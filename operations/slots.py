@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
-from operations import counters, outcomes
+from operations import counters, line, outcomes
 from operations.estimates import expected_free_in
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot
@@ -147,15 +147,19 @@ def renew(hold: Hold, lease_seconds: int) -> bool:
 
 
 def release(hold: Hold) -> bool:
-    """Free the slot if it is still this holder's; say whether it was."""
-    slot = Slot.objects.filter(number=hold.slot_number).values_list("claimed_at", flat=True)
-    claimed_at = slot.first()
-    held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
-    if not held.filter(number=hold.slot_number).vacate():
-        return False
-    counters.add(counters.RELEASES)
-    if claimed_at is not None:
-        counters.add(counters.HELD_SECONDS, round((timezone.now() - claimed_at).total_seconds()))
+    """Free the slot if it is still this holder's, and hand it to the line; say whether it was."""
+    with transaction.atomic(savepoint=False), counters.counted():
+        line.serialise()
+        slot = Slot.objects.filter(number=hold.slot_number).values_list("claimed_at", flat=True)
+        claimed_at = slot.first()
+        held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
+        if not held.filter(number=hold.slot_number).vacate():
+            return False
+        counters.add(counters.RELEASES)
+        if claimed_at is not None:
+            seconds = round((timezone.now() - claimed_at).total_seconds())
+            counters.add(counters.HELD_SECONDS, seconds)
+        line.hand_over()
     return True
 
 
@@ -177,12 +181,14 @@ def reclaim_expired() -> int:
     reclaimed = 0
     for slot in Slot.objects.expired(now):
         with transaction.atomic(), counters.counted():
+            line.serialise()
             fenced = Slot.objects.filter(
                 number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
             )
             if fenced.vacate():
                 displace(slot)
                 reclaimed += 1
+                line.hand_over()
     return reclaimed
 
 

@@ -77,7 +77,12 @@ def configure(settings):
     """Change coordhub configuration values for one test."""
 
     def apply(**values: object) -> None:
-        settings.COORDHUB = dataclasses.replace(settings.COORDHUB, **values)
+        current = settings.COORDHUB
+        every_slot = current.max_slots_per_client == current.max_concurrent_operations
+        if "max_concurrent_operations" in values and every_slot:
+            # The testing profile's share is every slot, however many there are.
+            values.setdefault("max_slots_per_client", values["max_concurrent_operations"])
+        settings.COORDHUB = dataclasses.replace(current, **values)
 
     return apply
 

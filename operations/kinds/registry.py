@@ -13,6 +13,9 @@ from operations.kinds.params import json_type_errors
 
 KindFunction = Callable[..., Any]
 ResultView = Callable[[dict[str, Any], Any], Any]
+ConcurrencyKey = Callable[[dict[str, Any]], object]
+# A concurrency key is stored on the operation: longer ones are refused as invalid params.
+MOST_KEY_CHARACTERS = 200
 
 
 def stored_result(params: dict[str, Any], result: Any) -> Any:
@@ -28,6 +31,27 @@ class Kind:
     description: str
     # How answers show a result from its stored form and the params (see `register`).
     result_view: ResultView = stored_result
+    # Caps narrower than the slots (see `register`): None for none.
+    max_concurrent: int | None = None
+    concurrency_key: ConcurrencyKey | None = None
+    max_per_key: int = 1
+
+    @property
+    def capped(self) -> bool:
+        return self.max_concurrent is not None or self.concurrency_key is not None
+
+    def key_of(self, params: dict[str, Any]) -> str:
+        """The concurrency key of cleaned `params` ("" for a kind without one)."""
+        if self.concurrency_key is None:
+            return ""
+        key = self.concurrency_key(params)
+        key = "" if key is None else str(key)
+        if len(key) > MOST_KEY_CHARACTERS:
+            raise InvalidParams(
+                self.name,
+                {"params": [f"Their concurrency key is over {MOST_KEY_CHARACTERS} characters."]},
+            )
+        return key
 
     def validate(self, params: object) -> dict[str, Any]:
         """Return the cleaned parameters, or raise InvalidParams naming each problem."""
@@ -54,18 +78,38 @@ def register(
     description: str = "",
     *,
     result_view: ResultView = stored_result,
+    max_concurrent: int | None = None,
+    concurrency_key: ConcurrencyKey | None = None,
+    max_per_key: int = 1,
 ) -> Callable[[KindFunction], KindFunction]:
     """Register `function` as the kind `name`; a name may be registered once.
 
     `result_view(params, result)` builds the result answers show from what was
     stored, so that a kind need not store a copy of its params in its result.
+
+    Caps narrow the slots, never widen them: `max_concurrent` operations of this
+    kind at once; and with `concurrency_key(params)` (say `lambda p: p["account"]`),
+    at most `max_per_key` at once for each key (an empty key: no cap). A start
+    beyond a cap is refused with 429 (`kind_limit`, `key_limit`) or waits in line.
     """
+    for cap in (max_concurrent, max_per_key):
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"A cap of kind {name!r} must be a whole number of 1 or more.")
 
     def decorator(function: KindFunction) -> KindFunction:
         if name in _registry:
             raise KindAlreadyRegistered(name)
         text = description or function.__doc__ or ""
-        _registry[name] = Kind(name, function, params_form, text, result_view)
+        _registry[name] = Kind(
+            name,
+            function,
+            params_form,
+            text,
+            result_view,
+            max_concurrent=max_concurrent,
+            concurrency_key=concurrency_key,
+            max_per_key=max_per_key,
+        )
         return function
 
     return decorator

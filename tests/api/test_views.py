@@ -44,8 +44,10 @@ def test_start_answers_202_with_the_operation_and_its_location(client):
         "started_at",
         "finished_at",
         "retry_of",
+        "line",
         "details_visible",
     }
+    assert body["line"] is None  # it took a slot at once
     assert body["details_visible"] is True
     assert body["kind"] == "simulated"
     assert body["status"] == "queued"

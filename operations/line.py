@@ -1,0 +1,280 @@
+"""The line: starts that chose to wait for a slot, and the handover of every slot that frees.
+
+A start that finds no slot it may take (the pool is full, or its client holds
+its share) and asked to wait joins the line as `waiting`: it holds no slot and
+no worker. Whenever a slot frees (an operation ends, is cancelled, its lease is
+reclaimed, staff release it) the same transaction gives every free slot to the
+next eligible waiting operation and enqueues it, so a freed slot never sits idle
+while an eligible operation waits. The periodic sweep does the same, should
+anything have freed a slot some other way.
+
+Order: an operation staff moved to the front first (the latest move first);
+then round-robin between clients, the client given a slot least recently first
+(`ClientTurn`); FIFO within a client. An operation whose client holds its share
+of the slots, or whose kind or concurrency key is at its cap, is passed over
+until one of those slots frees.
+
+Joins, handovers and every claim that must count a client's slots run under one
+lock (`serialise`): a transaction-level advisory lock on PostgreSQL, the
+IMMEDIATE write transaction itself on SQLite. Holders are counted and slots
+claimed under it, so every share and cap holds at every instant across
+processes and two handovers never pick the same waiting operation. A start that
+takes it not (it may not wait, and no share or cap applies to it) changes no
+count a cap reads. Whoever takes it takes it
+before any slot row, so lock order is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from operations import counters, enqueueing, slots
+from operations.estimates import DEFAULT_EXPECTED_SECONDS, expected_free_in, kind_duration
+from operations.exceptions import (
+    ClientShareFull,
+    KeyCapFull,
+    KindCapFull,
+    LineFull,
+    NoFreeSlot,
+    UnknownKind,
+)
+from operations.kinds import Kind, get_kind
+from operations.models import ClientTurn, Operation, OperationQuerySet, Slot, Status
+
+LOCK_KEY = 0x636F6F7264687562  # "coordhub": the one advisory lock of the line
+WAITING_MESSAGE = "Waiting for a free slot"
+QUEUED_MESSAGE = "Queued"
+
+
+def serialise() -> None:
+    """Take the line's lock until the end of the current transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+@dataclass
+class Holders:
+    """What holds the slots under a live lease as of one moment: by client, kind and key."""
+
+    by_client: Counter[str]
+    by_kind: Counter[str]
+    by_key: Counter[tuple[str, str]]
+
+    @classmethod
+    def now(cls, now: datetime) -> Holders:
+        rows = list(
+            Slot.objects.held()
+            .exclude(lease_expires_at__lt=now)
+            .values_list("operation__client_key", "operation__kind", "operation__concurrency_key")
+        )
+        return cls(
+            Counter(client for client, _, _ in rows),
+            Counter(kind for _, kind, _ in rows),
+            Counter((kind, key) for _, kind, key in rows if key),
+        )
+
+    def add(self, operation: Operation) -> None:
+        self.by_client[operation.client_key] += 1
+        self.by_kind[operation.kind] += 1
+        if operation.concurrency_key:
+            self.by_key[operation.kind, operation.concurrency_key] += 1
+
+    def refusal_for(self, operation: Operation, kind: Kind, now: datetime) -> NoFreeSlot | None:
+        """Why `operation` may not take a slot now beside these holders, or None."""
+        if self.by_client[operation.client_key] >= share():
+            return ClientShareFull(share(), expected_free_in(now))
+        if kind.max_concurrent is not None and self.by_kind[kind.name] >= kind.max_concurrent:
+            return KindCapFull(kind.name, kind.max_concurrent, expected_free_in(now))
+        key = operation.concurrency_key
+        if key and self.by_key[kind.name, key] >= kind.max_per_key:
+            return KeyCapFull(kind.name, kind.max_per_key, expected_free_in(now))
+        return None
+
+    def ineligible(self) -> Q:
+        """The waiting operations that may not take a slot now: at a share or a cap."""
+        blocked = Q(client_key__in=[c for c, held in self.by_client.items() if held >= share()])
+        for name in {name for name in self.by_kind} | {name for name, _ in self.by_key}:
+            kind = registered(name)
+            if kind is None:
+                continue
+            if kind.max_concurrent is not None and self.by_kind[name] >= kind.max_concurrent:
+                blocked |= Q(kind=name)
+            for (key_kind, key), held in self.by_key.items():
+                if key_kind == name and held >= kind.max_per_key:
+                    blocked |= Q(kind=name, concurrency_key=key)
+        return blocked
+
+
+def registered(name: str) -> Kind | None:
+    try:
+        return get_kind(name)
+    except UnknownKind:
+        return None
+
+
+def share() -> int:
+    """Slots one client may hold at once; never more than the slots there are."""
+    config = settings.COORDHUB
+    return min(config.max_slots_per_client, config.max_concurrent_operations)
+
+
+def shares_bind() -> bool:
+    """Whether one client's share is smaller than the pool (else the pool is the only cap)."""
+    return share() < settings.COORDHUB.max_concurrent_operations
+
+
+def check_caps(operation: Operation, kind: Kind, now: datetime) -> None:
+    """Raise why `operation` may not take a slot beside the live holders (under the lock)."""
+    refusal = Holders.now(now).refusal_for(operation, kind, now)
+    if refusal is not None:
+        raise refusal
+
+
+def join(operation: Operation, refusal: NoFreeSlot) -> None:
+    """Insert `operation` (not yet saved) into the line, or raise LineFull (under the lock)."""
+    config = settings.COORDHUB
+    now = timezone.now()
+    waiting = Operation.objects.waiting()
+    if waiting[: config.max_waiting_operations].count() >= config.max_waiting_operations:
+        raise LineFull(config.max_waiting_operations, "In all,", expected_free_in(now))
+    mine = waiting.filter(client_key=operation.client_key)
+    if mine[: config.max_waiting_per_client].count() >= config.max_waiting_per_client:
+        raise LineFull(config.max_waiting_per_client, "For this client,", expected_free_in(now))
+    operation.status = Status.WAITING
+    operation.message = WAITING_MESSAGE
+    operation.wait_reason = refusal.code
+    operation.save(force_insert=True)
+    counters.add(counters.WAITS)
+
+
+def hand_over() -> list[Operation]:
+    """Give every free slot to the next eligible waiting operation, in this transaction.
+
+    The caller holds the lock. Returns the operations now queued, in order.
+    """
+    if not Operation.objects.waiting().exists():
+        return []
+    config = settings.COORDHUB
+    now = timezone.now()
+    holders = Holders.now(now)
+    given: list[Operation] = []
+    while (candidate := next_in_line(holders.ineligible())) is not None:
+        claimed = slots.take_a_slot(
+            candidate, config.max_concurrent_operations, config.slot_lease_seconds
+        )
+        if isinstance(claimed, NoFreeSlot):
+            break
+        promote(candidate, claimed, now)
+        holders.add(candidate)
+        given.append(candidate)
+    return given
+
+
+def next_in_line(ineligible: Q) -> Operation | None:
+    """The waiting operation to serve next, skipping the `ineligible`.
+
+    Locked, skipping one being cancelled right now (which holds its row).
+    """
+    waiting = Operation.objects.waiting().exclude(ineligible)
+    return in_order(waiting).select_for_update(skip_locked=True).first()
+
+
+def in_order(waiting: OperationQuerySet) -> OperationQuerySet:
+    """`waiting` in the order the line serves it."""
+    served = ClientTurn.objects.filter(client_key=OuterRef("client_key")).values("served_at")
+    return waiting.annotate(served_at=Subquery(served[:1])).order_by(
+        F("moved_to_front_at").desc(nulls_last=True),
+        F("served_at").asc(nulls_first=True),
+        "created_at",
+        "id",
+    )
+
+
+def promote(operation: Operation, hold: slots.Hold, now: datetime) -> None:
+    """Waiting → queued on `hold`'s slot, enqueued, its wait recorded."""
+    operation.status = Status.QUEUED
+    operation.message = QUEUED_MESSAGE
+    operation.waited_seconds = max(0.0, (now - operation.created_at).total_seconds())
+    enqueueing.hand_to_worker(operation, hold)
+    Operation.objects.filter(pk=operation.pk, status=Status.WAITING).update(
+        status=Status.QUEUED,
+        message=QUEUED_MESSAGE,
+        waited_seconds=operation.waited_seconds,
+        task_id=operation.task_id,
+    )
+    mark_served(operation.client_key, now)
+    counters.add(counters.ALLOCATIONS)
+
+
+def mark_served(client_key: str, now: datetime) -> None:
+    """Record that `client_key` was given a slot at `now`: it goes to the back of the turn."""
+    ClientTurn.objects.bulk_create(
+        [ClientTurn(client_key=client_key, served_at=now)],
+        update_conflicts=True,
+        unique_fields=["client_key"],
+        update_fields=["served_at"],
+    )
+
+
+def fill() -> list[Operation]:
+    """Hand over whatever slot is free to the line, in a transaction of its own (the sweep)."""
+    with transaction.atomic(), counters.counted():
+        serialise()
+        return hand_over()
+
+
+@dataclass(frozen=True)
+class Place:
+    """A waiting operation's place in line (1 is next) and when it may expect a slot."""
+
+    position: int
+    of: int
+    expected_in_seconds: int
+
+
+def places() -> dict[uuid.UUID, Place]:
+    """Each waiting operation's place, by id, as the line would serve it from now on.
+
+    The turn is played out: operations moved to the front first, then one from
+    each client in turn (least recently served first), each client's own in the
+    order they came. The expected start assumes slots keep freeing as the
+    soonest one is expected to, one holder's typical run apart.
+    """
+    rows = list(
+        in_order(Operation.objects.waiting()).values_list("id", "client_key", "moved_to_front_at")
+    )
+    order = [id for id, _, moved in rows if moved is not None]
+    turns: dict[str, deque[uuid.UUID]] = {}
+    for id, client, moved in rows:
+        if moved is None:
+            turns.setdefault(client, deque()).append(id)
+    clients = deque(turns)
+    while clients:
+        client = clients.popleft()
+        order.append(turns[client].popleft())
+        if turns[client]:
+            clients.append(client)
+    first, spacing = start_estimates()
+    return {
+        id: Place(index + 1, len(order), first + round(index * spacing))
+        for index, id in enumerate(order)
+    }
+
+
+def start_estimates() -> tuple[int, float]:
+    """Seconds until the next slot is expected to free, and then between two frees."""
+    now = timezone.now()
+    soonest = expected_free_in(now).seconds
+    kinds = set(Slot.objects.held().values_list("operation__kind", flat=True))
+    typical = [kind_duration(kind).seconds for kind in kinds] or [DEFAULT_EXPECTED_SECONDS]
+    return soonest, statistics.median(typical) / max(1, settings.COORDHUB.max_concurrent_operations)
