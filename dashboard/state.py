@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from api.limits import Usage
+from operations import line
 from operations.models import FINISHED_STATUSES, Operation, Slot, Status
 
 SHOWN_OPERATIONS = 20
@@ -24,6 +25,7 @@ OPERATION_FIELDS = ("id", "status", "progress", "message")
 SLOT_FIELDS = ("number", "operation_id", "lease_expires_at")
 # The summary rows leave out the unbounded JSON fields.
 UNSHOWN_FIELDS = ("params", "result", "message_history", "traceback")
+LINE_SHOWN = 10  # waiting operations the dashboard lists, from the front
 UNFINISHED_STATUSES = tuple(status for status in Status if status not in FINISHED_STATUSES)
 
 
@@ -126,6 +128,9 @@ class LiveState:
     slot_limit: int
     budget: Usage | None
     versions: Versions
+    line: list[InLine] = field(default_factory=list)
+    waiting: int = 0  # the whole line's length (`line` shows its front)
+    share: int = 0  # slots one client may hold
     rendered_at: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +160,30 @@ def live_state(budget: Usage | None, versions: Versions | None = None) -> LiveSt
     versions = versions or current_versions(budget)
     operations = shown()
     slots = slots_shown()
+    front, waiting = line_front()
     return LiveState(
-        operations, slots, settings.COORDHUB.max_concurrent_operations, budget, versions
+        operations,
+        slots,
+        settings.COORDHUB.max_concurrent_operations,
+        budget,
+        versions,
+        line=front,
+        waiting=waiting,
+        share=line.share(),
     )
+
+
+@dataclass(frozen=True)
+class InLine:
+    operation: Operation
+    place: line.Place
+
+
+def line_front() -> tuple[list[InLine], int]:
+    """The front of the line (LINE_SHOWN operations, in the order served) and its length."""
+    placed = line.places()
+    if not placed:
+        return [], 0
+    first = sorted(placed, key=lambda id: placed[id].position)[:LINE_SHOWN]
+    rows = Operation.objects.defer(*UNSHOWN_FIELDS).in_bulk(first)
+    return [InLine(rows[id], placed[id]) for id in first if id in rows], len(placed)

@@ -27,6 +27,7 @@ from operations.exceptions import (
     RateLimited,
     RateLimitUnavailable,
 )
+from operations.admission import WhenBusy
 from operations.kinds import get_kind, known_kinds
 from operations.models import Operation
 
@@ -49,16 +50,20 @@ def live_context(
     tabs share it only within one user's namespace.
     """
     live = live_state(budget, versions)
-    owned = {operation.id for operation in live.operations if may_control(request, operation)}
-    return {"live": live, "owned": owned}
+    shown = [*live.operations, *(entry.operation for entry in live.line)]
+    owned = {operation.id for operation in shown if may_control(request, operation)}
+    mine = sum(1 for slot in live.slots if slot.operation and slot.operation.id in owned)
+    return {"live": live, "owned": owned, "slots_mine": mine}
 
 
 def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[str, Any]:
+    """The start form; "Wait for a free slot" is ticked unless the form came back without it."""
     kind = get_kind(kind_name)
     return {
         "kinds": known_kinds(),
         "kind": kind,
         "params_form": form or kind.params_form(),
+        "when_busy": "wait",
         **extra,
     }
 
@@ -147,21 +152,24 @@ def start(request: HttpRequest) -> HttpResponse:
     """Start an operation from the form; errors show next to the fields."""
     kind_name = chosen_kind(request.POST.get("kind", ""))
     form = get_kind(kind_name).params_form(request.POST)
-    status, extra = 400, {}
+    # An unticked box sends nothing: only "wait" waits.
+    when_busy: WhenBusy = "wait" if request.POST.get("when_busy") == "wait" else "refuse"
+    status, extra = 400, {"when_busy": when_busy}
     try:
         count_start_attempt(request)  # answered in the form, like every refusal here
         retry_of = request.POST.get("retry_of", "")
         original = retried_operation(request, retry_of) if retry_of else None
-        extra = {"retry_of": original}
+        extra |= {"retry_of": original}
         if form.is_valid():  # a form sent back with errors spends no start
             params = {key: value for key, value in form.cleaned_data.items() if value is not None}
-            started = start_operation(request, kind_name, params, original).operation
-            extra = {"started": started}
+            start = start_operation(request, kind_name, params, original, when_busy)
+            extra = {"started": start.operation, "when_busy": when_busy}
             status, form = 201, None
     except RateLimited as exc:
         status, extra = 429, extra | {"retry_after": exc.usage.reset_seconds, "error": exc.code}
-    except NoFreeSlot as exc:
-        status, extra = 429, extra | {"retry_after": exc.retry_after, "error": exc.code}
+    except NoFreeSlot as exc:  # a full pool, a share or cap, a full line
+        refusal = {"retry_after": exc.retry_after, "error": exc.code, "refusal": str(exc)}
+        status, extra = 429, extra | refusal
     except (InvalidRequest, Forbidden) as exc:  # the operation it would retry
         status, extra = exc.status, {"problem": str(exc)}
     except RateLimitUnavailable as exc:

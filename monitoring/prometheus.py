@@ -23,6 +23,24 @@ class CoordhubCollector:
         for status, count in reports.status_counts().items():
             by_status.add_metric([status], count)
         yield by_status
+        figures = reports.line_figures()
+        waiting = GaugeMetricFamily(
+            "coordhub_waiting_operations",
+            "Operations waiting in line for a slot, by what they wait for.",
+            labels=["reason"],
+        )
+        for reason, count in figures["waiting_by_reason"].items():
+            waiting.add_metric([reason or "unknown"], count)
+        yield waiting
+        waits = GaugeMetricFamily(
+            "coordhub_wait_seconds",
+            f"Waits for a slot of the last {reports.WAIT_SAMPLE} operations that waited.",
+            labels=["quantile"],
+        )
+        for quantile, key in (("0.5", "p50"), ("0.95", "p95"), ("1", "max")):
+            if figures["wait_seconds"][key] is not None:
+                waits.add_metric([quantile], figures["wait_seconds"][key])
+        yield waits
         lifetime = CounterMetricFamily(
             "coordhub_events", "Lifetime slot and operation events.", labels=["event"]
         )

@@ -6,6 +6,7 @@ clients read) beside coordhub's own; neither set is renamed for the other.
 
 from __future__ import annotations
 
+import math
 import platform
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.utils import timezone
 
-from operations import counters
+from operations import counters, line
 from operations.models import Operation, Slot, Status, WorkerHeartbeat, iso
 from operations.slots import count_live_holders
 
@@ -88,6 +89,43 @@ def health_figures() -> dict[str, Any]:
     }
 
 
+# The waits the percentiles are taken over: the most recent ones.
+WAIT_SAMPLE = 500
+
+
+def nearest_rank(ordered: list[float], percent: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+
+
+def line_figures() -> dict[str, Any]:
+    """The line now, and what waiting has cost lately: counts, reasons, wait percentiles."""
+    config = settings.COORDHUB
+    waiting = Operation.objects.waiting()
+    by_reason = dict(waiting.values_list("wait_reason").annotate(n=Count("id")))
+    recent = (
+        Operation.objects.exclude(waited_seconds=None)
+        .order_by("-created_at")
+        .values_list("waited_seconds", flat=True)[:WAIT_SAMPLE]
+    )
+    waits = sorted(recent)
+    return {
+        "waiting": sum(by_reason.values()),
+        "waiting_by_reason": by_reason,
+        "max_waiting_operations": config.max_waiting_operations,
+        "max_waiting_per_client": config.max_waiting_per_client,
+        "max_slots_per_client": line.share(),
+        "total_waits": counters.snapshot()[counters.WAITS],
+        "wait_seconds": {
+            "sample_size": len(waits),
+            "p50": nearest_rank(waits, 50),
+            "p95": nearest_rank(waits, 95),
+            "max": waits[-1] if waits else None,
+        },
+    }
+
+
 def performance() -> dict[str, Any]:
     config = settings.COORDHUB
     now = timezone.now()
@@ -114,6 +152,7 @@ def performance() -> dict[str, Any]:
             "utilisation": held / total if total else 0.0,
             "queued": counts[Status.QUEUED],
             "running": counts[Status.RUNNING],
+            "line": line_figures(),
         },
         "resource_management": {
             "cleanup_interval": config.cleanup_interval_seconds,
@@ -213,4 +252,5 @@ def resource_pool() -> dict[str, Any]:
             **{name: counts[name] for name in counters.NAMES},
         },
         "resource_details": [slot_details(slot, now, total) for slot in slots],
+        "line": line_figures(),
     }

@@ -30,7 +30,7 @@ import statistics
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -91,7 +91,8 @@ class Holders:
 
     def refusal_for(self, operation: Operation, kind: Kind, now: datetime) -> NoFreeSlot | None:
         """Why `operation` may not take a slot now beside these holders, or None."""
-        if self.by_client[operation.client_key] >= share():
+        # A share as large as the pool binds only as the pool does: call that a full pool.
+        if shares_bind() and self.by_client[operation.client_key] >= share():
             return ClientShareFull(share(), expected_free_in(now))
         if kind.max_concurrent is not None and self.by_kind[kind.name] >= kind.max_concurrent:
             return KindCapFull(kind.name, kind.max_concurrent, expected_free_in(now))
@@ -224,6 +225,23 @@ def mark_served(client_key: str, now: datetime) -> None:
         unique_fields=["client_key"],
         update_fields=["served_at"],
     )
+
+
+def move_to_front(operations: OperationQuerySet) -> list[Operation]:
+    """Put the waiting ones of `operations` at the front of the line; return them.
+
+    The latest moved is served first. A slot free at this moment is handed over
+    in the same transaction, so a moved operation that may take it does.
+    """
+    with transaction.atomic(), counters.counted():
+        serialise()
+        moved = list(operations.waiting().order_by("-created_at"))
+        now = timezone.now()
+        for offset, operation in enumerate(moved):  # the oldest of them latest: served first
+            operation.moved_to_front_at = now + timedelta(microseconds=offset)
+            operation.save(update_fields=["moved_to_front_at"])
+        hand_over()
+    return moved
 
 
 def fill() -> list[Operation]:

@@ -103,6 +103,12 @@ class Operation(models.Model):
             ),
             # One client's operations, newest first: the history's `client` filter.
             models.Index(fields=["client_key", "created_at"], name="operation_client_recent_idx"),
+            # The latest waits, for the reports' percentiles.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(waited_seconds__isnull=False),
+                name="operation_waited_idx",
+            ),
             # The line, and one client's place in it.
             models.Index(
                 fields=["client_key", "created_at"],

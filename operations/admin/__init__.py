@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django_tasks_db.models import DBTaskResult
 
-from operations import apikeys, counters, outcomes
+from operations import apikeys, counters, line, outcomes
 from operations.admin.columns import OperationColumns, SlotColumns, operation_links
 from operations.admission import admit
 from operations.cancellation import cancel
@@ -58,9 +58,13 @@ class OperationAdmin(OperationColumns, admin.ModelAdmin):
         ("Input and outcome", {"fields": ["params_json", "result_json", "error", "traceback"]}),
         ("Origin", {"fields": ["client_key", "user", "retry_of", "task_id", "held_slot"]}),
         ("Times", {"fields": ["created", "started", "finished", "duration"]}),
+        (
+            "Line",
+            {"fields": ["wait_reason", "waited_seconds", "moved_to_front_at", "concurrency_key"]},
+        ),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
-    actions = ["cancel_operations", "retry_operations"]
+    actions = ["cancel_operations", "retry_operations", "move_to_front"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Operation]:
         # The duration column sorts on this; operations not yet finished have none.
@@ -138,6 +142,37 @@ class OperationAdmin(OperationColumns, admin.ModelAdmin):
             ) % {"count": count}
             self.message_user(
                 request, format_html("{} {}.", text, operation_links(ended)), messages.WARNING
+            )
+
+    @admin.action(
+        description="Move to the front of the line",
+        description_plural="Move selected waiting operations to the front of the line",
+        permissions=["cancel"],
+        location=LIST_AND_FORM,
+    )
+    def move_to_front(self, request: HttpRequest, queryset) -> None:
+        moved = line.move_to_front(queryset)
+        for operation in moved:
+            self.log_change(request, operation, "Moved to the front of the line in the admin.")
+        left = queryset.count() - len(moved)
+        if moved:
+            count = len(moved)
+            text = ngettext(
+                "Moved %(count)d waiting operation to the front of the line.",
+                "Moved %(count)d waiting operations to the front of the line.",
+                count,
+            ) % {"count": count}
+            self.message_user(request, text, messages.SUCCESS)
+        if left:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d operation was not waiting and was left as it was.",
+                    "%(count)d operations were not waiting and were left as they were.",
+                    left,
+                )
+                % {"count": left},
+                messages.WARNING,
             )
 
     @admin.action(

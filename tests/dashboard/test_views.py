@@ -253,3 +253,52 @@ def test_each_fields_help_text_and_errors_are_the_ones_it_is_described_by(client
     assert '<div id="id_duration_error"><p class="error" role="alert">Ensure this value' in html
     assert 'aria-describedby="id_fail_helptext"' in html
     assert 'id="id_fail_helptext"' in html
+
+
+def test_the_form_offers_to_wait_for_a_free_slot_ticked_by_default(client):
+    html = client.get("/").content.decode()
+
+    assert (
+        '<input type="checkbox" name="when_busy" value="wait" checked '
+        'aria-describedby="when-busy-hint"> Wait for a free slot'
+    ) in html
+
+
+def test_a_start_that_waits_says_so_and_shows_in_the_line_with_its_place(client):
+    for _ in range(2):
+        client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    response = client.post(
+        "/dashboard/start/", {"kind": "simulated", "duration": "1", "when_busy": "wait"}
+    )
+    waiting = Operation.objects.get(status=Status.WAITING)
+    live = client.get("/dashboard/live/").content.decode()
+
+    assert response.status_code == 201
+    assert "waits in line and starts when a slot frees" in response.content.decode()
+    assert 'data-testid="line-length">1<' in live
+    assert f'aria-label="Operation {waiting.short_id}">{waiting.short_id}</a>' in live
+    assert '<span class="client">yours</span>' in live
+    assert "starts in about 30 s" in live  # the default duration: none completed yet
+
+
+def test_another_clients_waiting_operation_is_not_called_yours(client):
+    admit("simulated", {}, client_key="ip:a"), admit("simulated", {}, client_key="ip:b")
+    admit("simulated", {}, client_key="ip:c", when_busy="wait")
+
+    live = client.get("/dashboard/live/").content.decode()
+
+    assert '<span class="client">another client\'s</span>' in live
+    assert "ip:c" not in live
+
+
+def test_a_client_at_its_share_is_told_so_in_the_form(client, configure):
+    configure(max_slots_per_client=1)
+    client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+
+    response = client.post("/dashboard/start/", {"kind": "simulated", "duration": "1"})
+    live = client.get("/dashboard/live/").content.decode()
+
+    assert response.status_code == 429
+    assert "This client already holds 1 of the slots" in response.content.decode()
+    assert "You hold <strong>1</strong> of the 1 slot one client may hold at once." in live

@@ -43,6 +43,7 @@ def test_resource_pool_metrics_have_the_seeds_shape(client, start_one):
         "current_status",
         "lifetime_metrics",
         "resource_details",
+        "line",
     }
     assert body["pool_configuration"]["max_size"] == 3
     assert body["current_status"] == body["current_status"] | {
@@ -139,3 +140,30 @@ def test_health_reports_no_active_count_while_the_database_does_not_answer(monke
     monkeypatch.setattr(reports, "count_live_holders", refuse)
 
     assert reports.health_figures()["active_operations"] is None
+
+
+def test_the_reports_and_metrics_count_the_line_by_reason_and_its_waits(client, configure):
+    from operations import slots
+    from operations.admission import admit
+
+    configure(max_concurrent_operations=2, max_slots_per_client=1)
+    holder = admit("simulated", {}, client_key="ip:a")
+    admit("simulated", {}, client_key="ip:b")
+    admit("simulated", {}, client_key="ip:a", when_busy="wait")  # its client is at its share
+    admit("simulated", {}, client_key="ip:c", when_busy="wait")  # the pool is full
+    (hold,) = slots.holds_of(holder.id)
+    slots.release(hold)  # to ip:c's: ip:a was served more recently than ip:c, never served
+
+    performance = client.get("/api/performance").json()["concurrency_control"]["line"]
+    pool = client.get("/api/resource-pool/metrics").json()["line"]
+    metrics = client.get("/metrics").content.decode()
+
+    assert performance == pool
+    assert performance["waiting"] == 1
+    assert performance["total_waits"] == 2
+    assert performance["max_slots_per_client"] == 1
+    assert performance["wait_seconds"]["sample_size"] == 1
+    assert 0 <= performance["wait_seconds"]["p50"] == performance["wait_seconds"]["max"] < 60
+    assert performance["waiting_by_reason"] == {"client_share": 1}
+    assert "coordhub_waiting_operations{reason=" in metrics
+    assert 'coordhub_wait_seconds{quantile="0.5"}' in metrics

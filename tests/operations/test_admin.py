@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
@@ -268,6 +269,7 @@ def test_actions_need_permission_to_change_or_add_operations(client, start):
     assert page.status_code == 200
     assert "cancel_operations" not in page.text
     assert "retry_operations" not in page.text
+    assert "move_to_front" not in page.text
     assert response.status_code == 200  # the changelist again, the unknown action refused
     operation.refresh_from_db()
     assert operation.status == Status.QUEUED
@@ -678,3 +680,24 @@ def test_the_health_page_sends_users_who_are_not_staff_to_the_admins_sign_in(
     for response in (anonymous, signed_in):
         assert response.status_code == 302
         assert response["Location"] == f"{reverse('admin:login')}?next={HEALTH}"
+
+
+def test_staff_move_a_waiting_operation_to_the_front_and_it_is_served_next(admin_client, start):
+    holder, _ = start(), start()
+    first = admit("simulated", {}, client_key="ip:10.0.0.2", when_busy="wait")
+    moved = admit("simulated", {}, client_key="ip:10.0.0.3", when_busy="wait")
+
+    response = act(admin_client, OPERATIONS, "move_to_front", moved.pk, holder.pk)
+    (hold,) = holds_of(holder.id)
+    release(hold)
+
+    assert ("success", "Moved 1 waiting operation to the front of the line.") in messages_of(
+        response
+    )
+    assert ("warning", "1 operation was not waiting and was left as it was.") in messages_of(
+        response
+    )
+    moved.refresh_from_db(), first.refresh_from_db()
+    assert (moved.status, first.status) == (Status.QUEUED, Status.WAITING)
+    entry = LogEntry.objects.get(object_id=str(moved.pk))
+    assert entry.get_change_message() == "Moved to the front of the line in the admin."

@@ -38,7 +38,7 @@ const OPERATION_URL = new RegExp(`^/operations/${UUID}/$`);
 const CONFIRMATION = /^Cancel running operation [0-9a-f]{8}\?$/;
 // Ids the live regions render; the page looks some up (#live, #op-<id>).
 const ID = new RegExp(
-  `^(?:live|slots-heading|budget-heading|operations-heading|op-${UUID}` +
+  `^(?:live|slots-heading|budget-heading|line-heading|operations-heading|op-${UUID}` +
     "|detail-(?:status|times|slot|messages|result|error)-heading)$",
 );
 // Attributes allowed only with the values the dashboard renders: the htmx request
