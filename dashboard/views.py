@@ -18,6 +18,7 @@ from dashboard.detail import cancel_for
 from dashboard.history import page_history
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, current_versions, live_state
 from monitoring.drawing import chart_context
+from operations.admission import WhenBusy
 from operations.exceptions import (
     AdmissionError,
     Forbidden,
@@ -27,7 +28,6 @@ from operations.exceptions import (
     RateLimited,
     RateLimitUnavailable,
 )
-from operations.admission import WhenBusy
 from operations.kinds import get_kind, known_kinds
 from operations.models import Operation
 
