@@ -17,10 +17,11 @@ from api.clients import may_control
 from api.pipeline import allow_methods, count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, digest
+from operations import line
 from operations.cancellation import cancel
 from operations.exceptions import CoordhubError, NoFreeSlot, OperationFinished, RateLimited
 from operations.kinds import shown_result
-from operations.models import Operation, Slot
+from operations.models import Operation, Slot, Status
 
 # What the live part of the page shows moves with these; an unchanged poll reads only them.
 STATE_FIELDS = ("status", "cancel_requested")
@@ -81,9 +82,27 @@ class Detail:
 
     @property
     def queued_for(self) -> str:
-        """From admission until a worker started it (or until now, or until it ended unstarted)."""
-        end = self.operation.started_at or self.operation.finished_at
-        return duration_text(between(self.operation.created_at, end, self.now))
+        """From its slot until a worker started it (or until now, or until it ended unstarted).
+
+        An operation that waited in line took its slot when its wait ended.
+        """
+        operation = self.operation
+        took_slot = operation.created_at + timedelta(seconds=operation.waited_seconds or 0)
+        end = operation.started_at or operation.finished_at
+        return duration_text(between(took_slot, end, self.now))
+
+    @property
+    def place(self) -> line.Place | None:
+        """Its place in line while it waits."""
+        if self.operation.status != Status.WAITING:
+            return None
+        return line.places().get(self.operation.id)
+
+    @property
+    def waited_for(self) -> str | None:
+        """How long it waited in line for its slot, once it got one."""
+        waited = self.operation.waited_seconds
+        return None if waited is None else duration_text(timedelta(seconds=waited))
 
     @property
     def ran_for(self) -> str:

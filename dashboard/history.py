@@ -40,7 +40,14 @@ from operations.models import Operation, Status
 PAGE_SIZE = 20
 # A tab counts its operations up to this, then says "1000+".
 COUNT_CAP = 1000
-TAB_STATUSES = (Status.RUNNING, Status.QUEUED, Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+TAB_STATUSES = (
+    Status.RUNNING,
+    Status.QUEUED,
+    Status.WAITING,
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.CANCELLED,
+)
 # A failure's reason as a row shows it; the operation's own page shows it whole.
 REASON_CHARACTERS = 300
 # What the form shows again of a value it could not use.

@@ -122,7 +122,7 @@ def series(chart: ChartRange, now: datetime | None = None) -> Series:
     edges = interval_edges(chart, now)
     # Two reads, each through its own index: those that ended in the range, those still on.
     ended = held_seconds(ended_within(edges[0][0], edges[-1][1]), edges, now)
-    active = held_seconds(Operation.objects.active(), edges, now)
+    active = held_seconds(Operation.objects.holding(), edges, now)
     held = [a + b for a, b in zip(ended, active, strict=True)]
     finished = outcome_counts(edges)
     refused, by_reason = refusal_counts(edges)
@@ -168,7 +168,8 @@ def ended_within(start: datetime, end: datetime) -> QuerySet[Operation]:
 
     The range bounds what the database groups and sorts however long the history.
     """
-    return Operation.objects.filter(finished_at__gte=start, finished_at__lt=end)
+    ended = Operation.objects.filter(finished_at__gte=start, finished_at__lt=end)
+    return ended.exclude(Q(waited_seconds=None) & ~Q(wait_reason=""))  # left the line unserved
 
 
 class Epoch(Func):
@@ -205,7 +206,7 @@ def interval_of(moment: Any, edges: Edges) -> Case:
 
 
 def held_seconds(operations: QuerySet[Operation], edges: Edges, now: datetime) -> list[float]:
-    """Slot-seconds `operations` held in each interval, from created_at to finished_at or now.
+    """Slot-seconds `operations` held in each interval, from their slot to finished_at or now.
 
     Each operation is clipped to [first edge, now] and grouped by the intervals it began
     and ended in: one group's rows hold, together, from their sum of beginnings to the
@@ -214,7 +215,9 @@ def held_seconds(operations: QuerySet[Operation], edges: Edges, now: datetime) -
     here, so intervals are found by arithmetic, not by exact comparison.)
     """
     origin, width = edges[0][0], (edges[0][1] - edges[0][0]).total_seconds()
-    begins = seconds_since(Greatest("created_at", Value(origin)), origin)
+    # An operation that waited in line took its slot when its wait ended.
+    took_slot = Epoch("created_at") + Coalesce("waited_seconds", Value(0.0))
+    begins = Greatest(took_slot, Value(origin.timestamp())) - Value(origin.timestamp())
     ends = seconds_since(Least(Coalesce("finished_at", Value(now)), Value(now)), origin)
     groups = (
         operations.filter(created_at__lt=now)

@@ -8,6 +8,11 @@ class OperationsConfig(AppConfig):
 
     def ready(self) -> None:
         from operations.kinds import simulated  # noqa: F401  (registers the shipped kind)
+        from operations.tasks import run_operation
+
+        # What `operations.enqueueing` enqueues: the engine hands slots over and enqueues
+        # this task, whose body (`operations.execution`) hands slots over in turn.
+        self.run_operation = run_operation
 
         post_migrate.connect(create_slots, sender=self)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from operations import counters, outcomes, slots
+from operations import counters, line, outcomes
 from operations.exceptions import OperationFinished
 from operations.models import Operation, Status
 
@@ -19,7 +19,7 @@ def cancel(operation: Operation) -> Operation:
             outcomes.cancel_waiting(current.pk)
         elif current.status == Status.QUEUED:
             outcomes.cancel_queued(current.pk)
-            slots.release_operation(current.pk)
+            line.release_operation(current.pk)
         else:
             # The worker sees the flag at the kind's next check() and ends the operation.
             outcomes.request_cancel(current.pk)

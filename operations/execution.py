@@ -14,7 +14,7 @@ from functools import partial
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
-from operations import counters, outcomes, slots
+from operations import counters, line, outcomes, slots
 from operations.exceptions import Cancelled, CoordhubError, Interrupted, LeaseLost, TimedOut
 from operations.kinds import OperationContext, get_kind
 from operations.models import Operation, Slot
@@ -84,7 +84,7 @@ def execute(operation_id: str | uuid.UUID, lease_version: int) -> str:
         return run_kind(operation, context, hold)
     finally:
         keeper.stop()
-        slots.release(hold)
+        line.release(hold)
 
 
 def current_hold(operation_id: uuid.UUID, lease_version: int) -> slots.Hold | None:
@@ -99,7 +99,7 @@ def begin(hold: slots.Hold, lease_seconds: int) -> bool:
     with transaction.atomic():
         if slots.renew(hold, lease_seconds) and outcomes.start_running(hold.operation_id):
             return True
-    slots.release(hold)
+    line.release(hold)
     return False
 
 
@@ -157,7 +157,7 @@ def finish(hold: slots.Hold, outcome: Callable[[], bool]) -> bool:
         try:
             with transaction.atomic(), counters.counted():
                 ended = outcome()
-                slots.release(hold)
+                line.release(hold)
             return ended
         except DatabaseError:
             close_old_connections()

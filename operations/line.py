@@ -227,6 +227,39 @@ def mark_served(client_key: str, now: datetime) -> None:
     )
 
 
+def release(hold: slots.Hold) -> bool:
+    """Free the slot if it is still this holder's and hand it to the line; say whether it was."""
+    with transaction.atomic(savepoint=False), counters.counted():
+        serialise()
+        if not slots.release(hold):
+            return False
+        hand_over()
+    return True
+
+
+def release_operation(operation_id: uuid.UUID) -> bool:
+    """Free whatever slot `operation_id` holds (ending a queued operation), for the line."""
+    for hold in slots.holds_of(operation_id):
+        return release(hold)
+    return False
+
+
+def reclaim_expired() -> int:
+    """Free every slot whose lease ran out, failing its orphan, each straight to the line.
+
+    Return how many were freed.
+    """
+    now = timezone.now()
+    reclaimed = 0
+    for slot in Slot.objects.expired(now):
+        with transaction.atomic(), counters.counted():
+            serialise()
+            if slots.reclaim(slot, now):
+                reclaimed += 1
+                hand_over()
+    return reclaimed
+
+
 def move_to_front(operations: OperationQuerySet) -> list[Operation]:
     """Put the waiting ones of `operations` at the front of the line; return them.
 

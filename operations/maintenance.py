@@ -31,7 +31,7 @@ def sweep() -> Sweep:
     """Reclaim expired slots and prune what is past retention."""
     config = settings.COORDHUB
     slots.ensure_slots(config.max_concurrent_operations)
-    reclaimed = slots.reclaim_expired()
+    reclaimed = line.reclaim_expired()
     line.fill()  # a slot freed some other way (a raised limit) goes to the line too
     cutoff = timezone.now() - timedelta(days=config.operation_retention_days)
     pruned_operations, _ = Operation.objects.finished_before(cutoff).delete()

@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
-from operations import counters, line, outcomes
+from operations import counters, outcomes
 from operations.estimates import expected_free_in
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot
@@ -147,27 +147,19 @@ def renew(hold: Hold, lease_seconds: int) -> bool:
 
 
 def release(hold: Hold) -> bool:
-    """Free the slot if it is still this holder's, and hand it to the line; say whether it was."""
-    with transaction.atomic(savepoint=False), counters.counted():
-        line.serialise()
-        slot = Slot.objects.filter(number=hold.slot_number).values_list("claimed_at", flat=True)
-        claimed_at = slot.first()
-        held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
-        if not held.filter(number=hold.slot_number).vacate():
-            return False
-        counters.add(counters.RELEASES)
-        if claimed_at is not None:
-            seconds = round((timezone.now() - claimed_at).total_seconds())
-            counters.add(counters.HELD_SECONDS, seconds)
-        line.hand_over()
+    """Free the slot if it is still this holder's; say whether it was.
+
+    The slot table alone: `operations.line.release` also hands the slot to the line.
+    """
+    slot = Slot.objects.filter(number=hold.slot_number).values_list("claimed_at", flat=True)
+    claimed_at = slot.first()
+    held = Slot.objects.held_by(hold.operation_id, hold.lease_version)
+    if not held.filter(number=hold.slot_number).vacate():
+        return False
+    counters.add(counters.RELEASES)
+    if claimed_at is not None:
+        counters.add(counters.HELD_SECONDS, round((timezone.now() - claimed_at).total_seconds()))
     return True
-
-
-def release_operation(operation_id: uuid.UUID) -> bool:
-    """Free whatever slot `operation_id` holds (for ending a queued operation)."""
-    for hold in holds_of(operation_id):
-        return release(hold)
-    return False
 
 
 def holds_of(operation_id: uuid.UUID) -> list[Hold]:
@@ -175,21 +167,19 @@ def holds_of(operation_id: uuid.UUID) -> list[Hold]:
     return [Hold(number, operation_id, version) for number, version in rows]
 
 
-def reclaim_expired() -> int:
-    """Free every slot whose lease ran out, failing its orphaned operation; return how many."""
-    now = timezone.now()
-    reclaimed = 0
-    for slot in Slot.objects.expired(now):
-        with transaction.atomic(), counters.counted():
-            line.serialise()
-            fenced = Slot.objects.filter(
-                number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
-            )
-            if fenced.vacate():
-                displace(slot)
-                reclaimed += 1
-                line.hand_over()
-    return reclaimed
+def reclaim(slot: Slot, now: datetime) -> bool:
+    """Free `slot` if it is still held under the lease that ran out, failing its orphan.
+
+    Say whether it did. Call inside a transaction; `operations.line.reclaim_expired`
+    runs it for every expired slot and hands each freed one to the line.
+    """
+    fenced = Slot.objects.filter(
+        number=slot.number, lease_version=slot.lease_version, lease_expires_at__lt=now
+    )
+    if not fenced.vacate():
+        return False
+    displace(slot)
+    return True
 
 
 def displace(slot: Slot) -> None:

@@ -26,7 +26,7 @@ from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import AdmissionError, NoFreeSlot, OperationFinished
 from operations.models import ApiKey, Operation, Slot, SlotQuerySet
-from operations.slots import Hold, release
+from operations.slots import Hold
 
 LIST_AND_FORM = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
 
@@ -274,7 +274,7 @@ class SlotAdmin(SlotColumns, admin.ModelAdmin):
                 left_alone.append(slot)
                 continue
             with transaction.atomic(), counters.counted():
-                if not release(Hold(slot.number, slot.operation_id, slot.lease_version)):
+                if not line.release(Hold(slot.number, slot.operation_id, slot.lease_version)):
                     left_alone.append(slot)
                     continue
                 ended = outcomes.fail_force_released(slot.operation_id, request.user.get_username())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from operations import slots
+from operations import line, slots
 from operations.models import Operation, Status
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_a_start_that_may_wait_is_accepted_into_the_line_with_its_place(client):
     }
     assert remaining(response) == "r=3"  # counted when accepted into the line
     (hold,) = slots.holds_of(holder["id"])
-    slots.release(hold)
+    line.release(hold)
     shown = client.get(f"/api/operations/{body['id']}").json()
     assert shown["status"] == "queued"
     assert 0 <= shown["line"]["waited_seconds"] < 60
@@ -110,7 +110,7 @@ def test_a_waiting_operation_can_be_cancelled_and_is_never_started(client):
 
     cancelled = client.post(f"/api/operations/{waiting['id']}/cancel")
     (hold,) = slots.holds_of(holder["id"])
-    slots.release(hold)
+    line.release(hold)
 
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"

@@ -216,3 +216,21 @@ def test_the_https_redirect_without_trusted_proxies_warns():
     assert result.returncode == 0
     assert "coordhub.W004" in result.stderr
     assert "TRUSTED_PROXIES is empty" in result.stderr
+
+
+def test_a_share_of_no_slot_or_of_more_slots_than_there_are_fails():
+    for share in ("0", "4"):
+        result = manage("check", MAX_CONCURRENT_OPERATIONS="3", MAX_SLOTS_PER_CLIENT=share)
+
+        assert result.returncode != 0
+        assert "coordhub.E015" in result.stderr
+        assert f"MAX_SLOTS_PER_CLIENT is {share} (from environment MAX_SLOTS_PER_CLIENT)" in (
+            result.stderr
+        )
+
+
+def test_an_empty_line_bound_fails_naming_the_variable():
+    result = manage("check", MAX_WAITING_OPERATIONS="0")
+
+    assert result.returncode != 0
+    assert "MAX_WAITING_OPERATIONS is 0" in result.stderr

@@ -188,3 +188,30 @@ def test_trusted_origins_are_read_as_a_list(tmp_path):
 
     assert config.trusted_origins == ["https://a.example.com", "https://b.example.com:8443"]
     assert config.sources["csrf_trusted_origins"] == "environment CSRF_TRUSTED_ORIGINS"
+
+
+@pytest.mark.parametrize(
+    ("profile", "slots", "share"),
+    [
+        ("development", "7", 7),
+        ("testing", "7", 7),
+        ("staging", "7", 4),
+        ("production", "7", 4),
+        ("production", "1", 1),
+    ],
+)
+def test_a_clients_share_is_every_slot_or_half_rounded_up_of_however_many_there_are(
+    tmp_path, profile, slots, share
+):
+    config = load(tmp_path, COORDHUB_ENV=profile, MAX_CONCURRENT_OPERATIONS=slots)
+
+    assert config.max_slots_per_client == share
+    assert config.sources["max_slots_per_client"] == f"default ({profile})"
+    assert (config.max_waiting_per_client, config.max_waiting_operations) == (100, 1000)
+
+
+def test_a_share_set_in_the_environment_is_kept_as_set(tmp_path):
+    config = load(tmp_path, COORDHUB_ENV="production", MAX_SLOTS_PER_CLIENT="2")
+
+    assert config.max_slots_per_client == 2
+    assert config.sources["max_slots_per_client"] == "environment MAX_SLOTS_PER_CLIENT"

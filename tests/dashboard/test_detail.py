@@ -239,3 +239,21 @@ def test_retry_with_changes_of_no_operation_is_a_400(client, value):
 )
 def test_durations_read_in_plain_words(seconds, text):
     assert duration_text(timedelta(seconds=seconds)) == text
+
+
+def test_a_waiting_operation_shows_its_place_and_once_served_how_long_it_waited(client, configure):
+    from operations import line, slots
+
+    configure(max_concurrent_operations=1)
+    holder = admit("simulated", {}, client_key="ip:127.0.0.1")
+    waiting = admit("simulated", {}, client_key="ip:127.0.0.1", when_busy="wait")
+
+    before = client.get(f"/operations/{waiting.id}/").content.decode()
+    (hold,) = slots.holds_of(holder.id)
+    line.release(hold)
+    after = client.get(f"/operations/{waiting.id}/").content.decode()
+
+    assert "Number <strong>1</strong> of 1 in line for a slot" in before
+    assert 'data-testid="waited-for"' not in before
+    assert "in line for a slot" not in after
+    assert 'data-testid="waited-for">0.' in after  # well under a second

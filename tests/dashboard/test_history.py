@@ -121,6 +121,7 @@ def test_tabs_count_every_status_and_all(client):
         "All": 8,
         "running": 1,
         "queued": 2,
+        "waiting": 0,
         "completed": 1,
         "failed": 3,
         "cancelled": 1,
@@ -136,6 +137,7 @@ def test_counts_honour_kind_client_and_id_but_not_the_chosen_status(client, repo
         "All": 5,
         "running": 0,
         "queued": 1,
+        "waiting": 0,
         "completed": 1,
         "failed": 3,
         "cancelled": 0,
@@ -402,7 +404,7 @@ def test_the_counts_are_one_query_per_status_each_stopping_past_the_cap(client):
 
     counts_sql = counting(operation_selects(client, PANEL))
 
-    assert len(counts_sql) == 5
+    assert len(counts_sql) == 6
     assert all(f"LIMIT {COUNT_CAP + 1}" in sql for sql in counts_sql), counts_sql
 
 

@@ -100,6 +100,22 @@ def test_slots_in_use_count_cancelled_operations_and_queued_ones_too():
 
 
 @pytest.mark.django_db
+def test_slots_in_use_count_from_the_end_of_a_wait_and_never_a_wait_left_unserved():
+    waited = operation(at(11, 55), at(11, 57, 30))
+    Operation.objects.filter(pk=waited.pk).update(
+        wait_reason="concurrency_limit", waited_seconds=60
+    )
+    left = operation(at(11, 55), at(11, 59), status=Status.CANCELLED)
+    Operation.objects.filter(pk=left.pk).update(wait_reason="concurrency_limit")  # never served
+    Operation.objects.create(kind="simulated", status=Status.WAITING, created_at=at(12, 0))
+
+    found = series(HOUR, NOW)
+
+    assert interval_at(found, at(11, 55)).slots == 0.3  # 90 s of 300 s
+    assert interval_at(found, at(12, 0)).slots == 0.0
+
+
+@pytest.mark.django_db
 def test_outcomes_count_in_the_interval_they_ended_in_and_an_edge_belongs_to_the_later():
     operation(at(11, 40), at(11, 55))  # on the edge: 11:55-12:00
     operation(at(11, 40), at(11, 54, 59.999), status=Status.FAILED)

@@ -143,7 +143,7 @@ def test_health_reports_no_active_count_while_the_database_does_not_answer(monke
 
 
 def test_the_reports_and_metrics_count_the_line_by_reason_and_its_waits(client, configure):
-    from operations import slots
+    from operations import line, slots
     from operations.admission import admit
 
     configure(max_concurrent_operations=2, max_slots_per_client=1)
@@ -152,7 +152,7 @@ def test_the_reports_and_metrics_count_the_line_by_reason_and_its_waits(client, 
     admit("simulated", {}, client_key="ip:a", when_busy="wait")  # its client is at its share
     admit("simulated", {}, client_key="ip:c", when_busy="wait")  # the pool is full
     (hold,) = slots.holds_of(holder.id)
-    slots.release(hold)  # to ip:c's: ip:a was served more recently than ip:c, never served
+    line.release(hold)  # to ip:c's: ip:a was served more recently than ip:c, never served
 
     performance = client.get("/api/performance").json()["concurrency_control"]["line"]
     pool = client.get("/api/resource-pool/metrics").json()["line"]

@@ -22,9 +22,10 @@ from operations.admin import ApiKeyAdmin
 from operations.admin.columns import duration_text
 from operations.admission import admit
 from operations.apikeys import issue
+from operations.line import release
 from operations.maintenance import beat
 from operations.models import ApiKey, Operation, Slot, Status
-from operations.slots import ensure_slots, holds_of, release
+from operations.slots import ensure_slots, holds_of
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ def start(client: str, when_busy: str = "wait", **params: object) -> Operation:
 def end(operation: Operation) -> None:
     """The operation's worker finishes it and frees its slot."""
     (hold,) = slots.holds_of(operation.id)
-    assert slots.release(hold)
+    assert line.release(hold)
 
 
 def statuses(*operations: Operation) -> list[str]:

@@ -8,13 +8,13 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from operations import line
 from operations.exceptions import NoFreeSlot
 from operations.models import Operation, Slot, Status
 from operations.slots import (
     claim_slot,
     count_live_holders,
     ensure_slots,
-    reclaim_expired,
     release,
     renew,
 )
@@ -163,7 +163,7 @@ def test_reclaim_frees_expired_slots_only():
     Operation.objects.filter(pk=dead.operation_id).update(status=Status.RUNNING)
     expire(dead)
 
-    assert reclaim_expired() == 1
+    assert line.reclaim_expired() == 1
 
     assert Slot.objects.get(number=live.slot_number).operation_id == live.operation_id
     assert Slot.objects.get(number=dead.slot_number).operation_id is None
