@@ -59,7 +59,7 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict[str, obje
 def line_json(operation: Operation) -> dict[str, object] | None:
     """Its place in the line while it waits, and how long it waited once it has a slot."""
     if operation.status == Status.WAITING:
-        place = line.places().get(operation.id)
+        place = line.place_of(operation)
         return {
             "position": place.position if place else None,
             "of": place.of if place else None,

@@ -6,9 +6,9 @@ prints one table and stops everything, also on Ctrl-C or error. Exits 0 when eve
 measurement ran, whether or not it met its target (benchmarks report; tests
 assert), and 1 when one could not run.
 
-    python bench/run.py            # about 10 minutes (section 9 alone: 4)
-    python bench/run.py --quick    # a smoke run of about two minutes, without the fault scenarios
-    python bench/run.py --only 9   # one section (set-up included)
+    python bench/run.py             # about 11 minutes (section 9 alone: 4, section 10: 1.5)
+    python bench/run.py --quick     # a smoke run of about 3 minutes, without the fault scenarios
+    python bench/run.py --only 10   # one section (set-up included)
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench/ itself is sys.path[0]
 
-from bench import admission, faults, history, live, polling, throughput  # noqa: E402
+from bench import admission, faults, history, line, live, polling, throughput  # noqa: E402
 from bench.load import LoadGenerator  # noqa: E402
 from bench.servers import (  # noqa: E402
     UNLIMITED,
@@ -90,11 +90,18 @@ class Run:
     """One benchmark run: its processes, databases, load generator and rows."""
 
     def __init__(
-        self, stack: Stack, budget: Budget, live_budget: live.Budget, client: str, only: str = ""
+        self,
+        stack: Stack,
+        budget: Budget,
+        live_budget: live.Budget,
+        line_budget: line.Budget,
+        client: str,
+        only: str = "",
     ) -> None:
         self.stack = stack
         self.budget = budget
         self.live_budget = live_budget
+        self.line_budget = line_budget
         self.client = client
         self.only = only  # a section's number: run that one alone (and the set-up)
         self.databases = Databases(stack)
@@ -462,12 +469,13 @@ def header(run: Run, quick: bool, elapsed: float) -> str:
         f"{sum(history.ACTIVE.values())} active ones; median of 5 runs of "
         f"{budget.history_requests} requests per read and size",
         live.describe(run.live_budget),
+        line.describe(run.line_budget),
     ]
     # With --only N, the lines of the other sections ("2: ...", "1/4/5: ...") go.
-    sections = [line.split(":")[0].split("/") for line in lines]
+    sections = [text.split(":")[0].split("/") for text in lines]
     return "\n".join(
-        line
-        for line, numbers in zip(lines, sections, strict=True)
+        text
+        for text, numbers in zip(lines, sections, strict=True)
         if not run.only or not numbers[0].isdigit() or run.only in numbers
     )
 
@@ -480,9 +488,9 @@ def section_number(row: Row) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of about two minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about three minutes")
     parser.add_argument(
-        "--only", choices=[str(number) for number in range(1, 10)], help="run one section alone"
+        "--only", choices=[str(number) for number in range(1, 11)], help="run one section alone"
     )
     parser.add_argument(
         "--client",
@@ -506,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     directory = Path(tempfile.mkdtemp(prefix="coordhub-bench-"))
     stack = Stack(directory)
-    budgets = (QUICK, live.QUICK) if args.quick else (DEFAULT, live.DEFAULT)
+    budgets = (
+        (QUICK, live.QUICK, line.QUICK) if args.quick else (DEFAULT, live.DEFAULT, line.DEFAULT)
+    )
     run = Run(stack, *budgets, args.client, args.only or "")
     began = time.monotonic()
     interrupted = False
@@ -537,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 if run.wanted(names[0]):
                     progress(f"live updates: {names[0][3:]}")
+                run.section(names, measure)
+            for names, measure in line.measurements(
+                run.stack, run.databases, run.postgres, run.line_budget
+            ):
+                if run.wanted(names[0]):
+                    progress(f"the line: {names[0][10:]}")
                 run.section(names, measure)
     except KeyboardInterrupt:
         progress("interrupted: stopping everything")

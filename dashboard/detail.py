@@ -96,7 +96,7 @@ class Detail:
         """Its place in line while it waits."""
         if self.operation.status != Status.WAITING:
             return None
-        return line.places().get(self.operation.id)
+        return line.place_of(self.operation)
 
     @property
     def waited_for(self) -> str | None:

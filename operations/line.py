@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Count, F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from operations import counters, enqueueing, slots
@@ -320,6 +320,54 @@ def places() -> dict[uuid.UUID, Place]:
         id: Place(index + 1, len(order), first + round(index * spacing))
         for index, id in enumerate(order)
     }
+
+
+def place_of(operation: Operation) -> Place | None:
+    """`operation`'s place as `places()` gives it, from one row per waiting client.
+
+    Answering a start that joined a long line must not read the line: in each
+    round of the turn every client is served once, so the k-th waiting operation
+    of a client comes after k-1 of every client's (or all of those it has), after
+    the k-th of each client whose turn comes first, and after everything moved to
+    the front.
+    """
+    waiting = Operation.objects.waiting()
+    if not waiting.filter(pk=operation.pk).exists():
+        return None
+    fronted = waiting.exclude(moved_to_front_at=None)
+    total = waiting.count()
+    if operation.moved_to_front_at is not None:
+        ahead = fronted.filter(moved_to_front_at__gt=operation.moved_to_front_at).count()
+        return placed(ahead, total)
+    in_turn = waiting.filter(moved_to_front_at=None)
+    earlier = Q(created_at__lt=operation.created_at) | Q(
+        created_at=operation.created_at, id__lt=operation.id
+    )
+    k = in_turn.filter(earlier, client_key=operation.client_key).count() + 1
+    clients = list(
+        in_turn.values("client_key")
+        .annotate(count=Count("id"), first=Min("created_at"))
+        .values_list("client_key", "count", "first")
+    )
+    served = dict(
+        ClientTurn.objects.filter(client_key__in=[client for client, _, _ in clients]).values_list(
+            "client_key", "served_at"
+        )
+    )
+
+    def turn(client: str, first: datetime) -> tuple[bool, datetime, datetime]:
+        last_served = served.get(client)
+        return (last_served is not None, last_served or first, first)
+
+    mine = turn(operation.client_key, next(f for c, _, f in clients if c == operation.client_key))
+    ahead = fronted.count() + sum(min(count, k - 1) for _, count, _ in clients)
+    ahead += sum(1 for c, count, f in clients if count >= k and turn(c, f) < mine)
+    return placed(ahead, total)
+
+
+def placed(ahead: int, total: int) -> Place:
+    first, spacing = start_estimates()
+    return Place(ahead + 1, total, first + round(ahead * spacing))
 
 
 def start_estimates() -> tuple[int, float]:

@@ -1,7 +1,9 @@
 """`make bench` in its quick form, so the benchmark script cannot rot unnoticed.
 
 It starts its own PostgreSQL, Redis and coordhub servers (as `make test` can);
-only that it runs and prints every row is checked here, not the figures.
+only that it runs and prints every row is checked here, not the figures. The
+pure helpers a figure rests on (pairing each handover with the end that made it)
+are checked on made-up moments.
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from bench.line import Timeline, handover_gaps
+from bench.servers import BenchError
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICTS = {"meets", "misses", "info"}
@@ -46,6 +53,12 @@ ROWS = (
     "9. /bench/minimal on a daphne holding 100 requests",
     "9. held requests one daphne keeps",
     "9. one change wakes 100 held requests",
+    "10. line: slot idle from an end to the next waiting start p50, SQLite",
+    "10. line: slot idle from an end to the next waiting start p95, SQLite",
+    "10. line: slot idle from an end to the next waiting start p50, PostgreSQL",
+    "10. line: slot idle from an end to the next waiting start p95, PostgreSQL",
+    "10. line: POST /api/operations joining behind 1,000 waiting vs none p50, SQLite",
+    "10. line: POST /api/operations joining behind 1,000 waiting vs none p50, PostgreSQL",
 )
 
 
@@ -91,3 +104,53 @@ def test_the_in_process_costs_script_prints_each_read_in_three_columns():
         assert row is not None, finished.stdout
         figures = [float(cell) for cell in row[len(name) :].split()[-3:]]
         assert all(figure > 0 for figure in figures), row
+
+
+def took_a_free_slot(created: float, started: float, finished: float) -> Timeline:
+    return Timeline(created, None, started, finished)
+
+
+def handed_a_slot(created: float, at: float, started: float, finished: float) -> Timeline:
+    return Timeline(created, at - created, started, finished)
+
+
+def test_each_handover_is_paired_with_the_end_that_freed_its_slot():
+    timelines = [
+        took_a_free_slot(0.0, 0.01, 1.0),
+        took_a_free_slot(0.0, 0.01, 1.5),
+        handed_a_slot(0.1, at=1.001, started=1.02, finished=2.0),
+        handed_a_slot(0.2, at=1.501, started=1.51, finished=2.5),
+    ]
+
+    assert handover_gaps(timelines) == pytest.approx([0.02, 0.01])
+
+
+def test_two_releases_that_end_in_one_order_and_hand_over_in_the_other_are_paired_crosswise():
+    # On PostgreSQL an operation's end is recorded before its release takes the line's lock.
+    timelines = [
+        took_a_free_slot(0.0, 0.01, 1.000),  # ends first, hands over second
+        took_a_free_slot(0.0, 0.01, 1.001),  # ends second, hands over first
+        handed_a_slot(0.1, at=1.002, started=1.010, finished=2.0),
+        handed_a_slot(0.2, at=1.003, started=1.020, finished=2.0),
+    ]
+
+    assert handover_gaps(timelines) == pytest.approx([1.010 - 1.001, 1.020 - 1.000])
+
+
+def test_an_end_that_found_the_line_empty_stays_unpaired_and_a_late_handover_shows_its_wait():
+    timelines = [
+        took_a_free_slot(0.0, 0.01, 0.5),  # ends with nobody waiting: its slot stands free
+        took_a_free_slot(0.0, 0.01, 1.0),
+        took_a_free_slot(0.6, 0.61, 6.0),  # takes that free slot
+        handed_a_slot(0.7, at=1.001, started=1.01, finished=2.0),  # the end at 1.0, not 0.5
+        handed_a_slot(1.1, at=5.0, started=5.01, finished=5.5),  # the end at 2.0 handed nothing
+    ]
+
+    assert handover_gaps(timelines) == pytest.approx([0.01, 3.01])
+
+
+def test_a_handover_before_any_end_is_an_error():
+    timelines = [handed_a_slot(0.0, at=0.5, started=0.6, finished=1.0)]
+
+    with pytest.raises(BenchError):
+        handover_gaps(timelines)

@@ -10,20 +10,17 @@ file database behaves.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.operations.racer import (
-    ROOT,
     Tables,
     Tally,
-    environment,
     fresh_database,
     merge,
     most_at_once,
+    race_processes,
 )
 
 # Selects these tests for the PostgreSQL pass; the racing itself uses a fresh database.
@@ -34,33 +31,9 @@ LIMIT = 3
 
 def race(database_url: str, *, processes: int, threads: int, rounds: int) -> Tally:
     """Start racer processes, let them go at once, and merge what they saw."""
-    command = [sys.executable, "-m", "tests.operations.racer", "race"]
     options = [f"--rounds={rounds}", f"--threads={threads}", f"--limit={LIMIT}"]
-    racers = [
-        subprocess.Popen(
-            [*command, *options],
-            cwd=ROOT,
-            env=environment(database_url),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for racer in racers:
-            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
-        for racer in racers:
-            racer.stdin.write("go\n")
-            racer.stdin.flush()
-        outputs = [racer.communicate(timeout=60) for racer in racers]
-    finally:
-        for racer in racers:
-            racer.kill()
-            racer.wait()
-    assert [racer.returncode for racer in racers] == [0] * processes, outputs
-    return merge([Tally(**json.loads(stdout)) for stdout, _ in outputs])
+    outputs = race_processes(database_url, ["race", *options], processes=processes)
+    return merge([Tally(**json.loads(output)) for output in outputs])
 
 
 def held_slots(database_url: str) -> list:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import hypothesis
 import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
 
 from operations import counters, line, slots
 from operations.admission import admit
 from operations.cancellation import cancel
 from operations.exceptions import ClientShareFull, KeyCapFull, KindCapFull, LineFull, NoFreeSlot
 from operations.maintenance import sweep
-from operations.models import Operation, Slot, Status
+from operations.models import ClientTurn, Operation, Slot, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -259,3 +262,33 @@ def test_caps_must_be_whole_numbers_of_one_or_more():
 
     with pytest.raises(ValueError, match="whole number of 1 or more"):
         register("never", forms.Form, max_concurrent=0)
+
+
+@hypothesis.settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@hypothesis.given(
+    lines=st.lists(st.tuples(st.sampled_from("abcd"), st.booleans()), min_size=1, max_size=14),
+    served=st.dictionaries(st.sampled_from("abcd"), st.integers(0, 5), max_size=4),
+)
+def test_one_operations_place_is_its_place_in_the_whole_line_played_out(lines, served):
+    """`place_of` (one row per client) agrees with `places` (the turn played out) on any line."""
+    Operation.objects.all().delete()
+    ClientTurn.objects.all().delete()
+    moment = timezone.now()
+    for number, (client, fronted) in enumerate(lines):
+        Operation.objects.create(
+            kind="simulated",
+            status=Status.WAITING,
+            client_key=f"ip:{client}",
+            created_at=moment + timedelta(seconds=number),
+            moved_to_front_at=moment + timedelta(seconds=number) if fronted else None,
+        )
+    for client, minutes in served.items():
+        ClientTurn.objects.create(
+            client_key=f"ip:{client}", served_at=moment - timedelta(minutes=minutes)
+        )
+
+    whole = line.places()
+
+    for operation in Operation.objects.all():
+        assert line.place_of(operation) == whole[operation.id]
+    assert sorted(place.position for place in whole.values()) == list(range(1, len(lines) + 1))
