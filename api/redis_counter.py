@@ -10,9 +10,10 @@ TLS and timeouts), and sends each call packed through redis-py's `Connection`.
 A connection goes back to the idle list only once its reply has been read whole,
 so none is ever reused mid-reply and the poll is not needed; on any other error
 it is dropped. An idle connection the server closed meanwhile (Redis restarted)
-fails on its next use before the command runs: that call is sent once more on a
-new connection. Were a reply lost after the command ran, the retry counts the
-request twice: a limiter may refuse early, never admit more.
+fails on its next use before the command runs: a count is then sent once more
+on a new connection. Were a reply lost after the count was made, the retry
+counts the request twice: a limiter may refuse early, never admit more. A
+refund is never sent twice, since one made twice would admit more.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Connections:
         self.idle: list[Any] = []  # list.pop and list.append are atomic: no lock needed
         self.pid = os.getpid()
 
-    def call(self, *command: Any) -> Any:
+    def call(self, *command: Any, retry: bool = True) -> Any:
+        """Send `command` and return its reply; once more on a new connection if `retry`."""
         if self.pid != os.getpid():  # a forked child must not share its parent's sockets
             self.idle, self.pid = [], os.getpid()
         try:
@@ -63,6 +65,8 @@ class Connections:
         try:
             return self.send(connection, command)
         except RedisConnectionError:
+            if not retry:
+                raise
             return self.send(self.connection_class(**self.arguments), command)
 
     def send(self, connection: Any, command: tuple[Any, ...]) -> Any:
@@ -86,11 +90,13 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def run(self, connections: Connections, keys: list[str], *arguments: Any) -> Any:
+    def run(
+        self, connections: Connections, keys: list[str], *arguments: Any, retry: bool = True
+    ) -> Any:
         try:
-            return connections.call("EVALSHA", self.sha, len(keys), *keys, *arguments)
+            return connections.call("EVALSHA", self.sha, len(keys), *keys, *arguments, retry=retry)
         except NoScriptError:  # a new or restarted server: EVAL also caches the script
-            return connections.call("EVAL", self.source, len(keys), *keys, *arguments)
+            return connections.call("EVAL", self.source, len(keys), *keys, *arguments, retry=retry)
 
 
 COUNT = Script(COUNT_SCRIPT)
@@ -122,4 +128,6 @@ class RedisCounter:
         return int(self.connections.call("GET", self.cache.make_key(key)) or 0)
 
     def refund(self, key: str) -> int:
-        return REFUND.run(self.connections, [self.cache.make_key(key)])
+        # Never sent twice: a refund whose reply was lost may have been made, and one made
+        # twice would let one start more through.
+        return REFUND.run(self.connections, [self.cache.make_key(key)], retry=False)

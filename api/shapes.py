@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from api.clients import may_control
-from operations import line
+from operations import places
 from operations.kinds import shown_result
 from operations.models import Operation, Status, iso
 
@@ -59,7 +59,7 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict[str, obje
 def line_json(operation: Operation) -> dict[str, object] | None:
     """Its place in the line while it waits, and how long it waited once it has a slot."""
     if operation.status == Status.WAITING:
-        place = line.place_of(operation)
+        place = places.place_of(operation)
         return {
             "position": place.position if place else None,
             "of": place.of if place else None,
@@ -80,7 +80,16 @@ def operation_summary(request: HttpRequest, operation: Operation) -> dict[str, o
 
 
 def etag_of(body: dict[str, object]) -> str:
-    """A strong ETag for an answer's JSON body: it changes with anything the answer shows."""
+    """An ETag for an answer's JSON body: it changes with anything the answer shows.
+
+    Except a waiting operation's expected start, which moves with the clock rather
+    than with the operation: a client waiting for a change (`?wait=N`) would else be
+    answered at once, every time.
+    """
+    place = body.get("line")
+    if isinstance(place, dict) and "expected_start_in_seconds" in place:
+        steady = {key: value for key, value in place.items() if key != "expected_start_in_seconds"}
+        body = body | {"line": steady}
     encoded = json.dumps(body, sort_keys=True, cls=DjangoJSONEncoder).encode()
     return '"' + hashlib.blake2b(encoded, digest_size=12).hexdigest() + '"'
 

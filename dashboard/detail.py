@@ -17,7 +17,7 @@ from api.clients import may_control
 from api.pipeline import allow_methods, count_start_attempt, read_limited, signed_in
 from api.starts import start_operation
 from dashboard.state import CONTENT_HEADER, STATE_HEADER, Versions, digest
-from operations import line
+from operations import places
 from operations.cancellation import cancel
 from operations.exceptions import CoordhubError, NoFreeSlot, OperationFinished, RateLimited
 from operations.kinds import shown_result
@@ -92,11 +92,11 @@ class Detail:
         return duration_text(between(took_slot, end, self.now))
 
     @property
-    def place(self) -> line.Place | None:
+    def place(self) -> places.Place | None:
         """Its place in line while it waits."""
         if self.operation.status != Status.WAITING:
             return None
-        return line.place_of(self.operation)
+        return places.place_of(self.operation)
 
     @property
     def waited_for(self) -> str | None:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Func, QuerySet, Subquery
 from django.utils import timezone
 
 from api.limits import Usage
-from operations import line
+from operations import line, places
 from operations.models import FINISHED_STATUSES, Operation, Slot, Status
 
 SHOWN_OPERATIONS = 20
@@ -42,12 +42,14 @@ def versions_of(
     operations, slots = list(operations), list(slots)
     # A change of state: an operation appeared, changed status or ended; a slot changed hands.
     state = [f"{op_id}:{status}" for op_id, status, *_ in operations]
-    state += [f"slot{number}:{holder}" for number, holder, _ in slots]
+    # The line travels on every slot row (see `version_queries`): its length, newest
+    # arrival and latest move to the front.
+    state += [f"slot{number}:{holder}:{line}" for number, holder, _, *line in slots]
     state_version = digest(state)
     # What is drawn also moves with progress, leases and the client's budget.
     content = [state_version]
     content += [f"{op_id}:{progress}:{message}" for op_id, _, progress, message in operations]
-    content += [f"lease{number}:{expires}" for number, _, expires in slots]
+    content += [f"lease{number}:{expires}" for number, _, expires, *_ in slots]
     content += [f"budget:{budget.remaining}" if budget else "budget:off"]
     return Versions(state_version, digest(content))
 
@@ -59,6 +61,8 @@ def digest(parts: list[str]) -> str:
 def ordered_operations() -> tuple[QuerySet[Operation], QuerySet[Operation]]:
     """Running and queued operations, then finished ones; each newest first.
 
+    Waiting ones are the line's own panel, in the order they will be served.
+
     Both stay as fast with 100,000 finished operations as with 100. The active ones
     are found through the (status, created_at) index. The finished ones are the
     history itself: asked for by status (`IN`), the database would fetch and sort
@@ -67,7 +71,7 @@ def ordered_operations() -> tuple[QuerySet[Operation], QuerySet[Operation]]:
     stops after 20, skipping the few unfinished ones on its way.
     """
     return (
-        Operation.objects.active().order_by("-created_at"),
+        Operation.objects.holding().order_by("-created_at"),
         Operation.objects.exclude(status__in=UNFINISHED_STATUSES).order_by("-created_at"),
     )
 
@@ -97,10 +101,20 @@ def version_queries(alias: str) -> tuple[tuple[str, tuple], ...]:
     row conversion cost ten times what the database does.
     """
     active, finished = ordered_operations()
+    waiting = Operation.objects.waiting().order_by()
+    line = {  # uncorrelated: each worked out once per query, not per slot row
+        "line_length": Subquery(waiting.annotate(n=Func("id", function="COUNT")).values("n")),
+        "line_newest": Subquery(
+            waiting.annotate(at=Func("created_at", function="MAX")).values("at")
+        ),
+        "line_moved": Subquery(
+            waiting.annotate(at=Func("moved_to_front_at", function="MAX")).values("at")
+        ),
+    }
     querysets = (
         active[:SHOWN_OPERATIONS].values_list(*OPERATION_FIELDS),
         finished[:SHOWN_OPERATIONS].values_list(*OPERATION_FIELDS),
-        Slot.objects.order_by("number").values_list(*SLOT_FIELDS),
+        Slot.objects.order_by("number").annotate(**line).values_list(*SLOT_FIELDS, *line),
     )
     return tuple(queryset.query.get_compiler(alias).as_sql() for queryset in querysets)
 
@@ -176,12 +190,12 @@ def live_state(budget: Usage | None, versions: Versions | None = None) -> LiveSt
 @dataclass(frozen=True)
 class InLine:
     operation: Operation
-    place: line.Place
+    place: places.Place
 
 
 def line_front() -> tuple[list[InLine], int]:
     """The front of the line (LINE_SHOWN operations, in the order served) and its length."""
-    placed = line.places()
+    placed = places.places()
     if not placed:
         return [], 0
     first = sorted(placed, key=lambda id: placed[id].position)[:LINE_SHOWN]

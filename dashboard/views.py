@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
@@ -52,8 +53,12 @@ def live_context(
     live = live_state(budget, versions)
     shown = [*live.operations, *(entry.operation for entry in live.line)]
     owned = {operation.id for operation in shown if may_control(request, operation)}
-    mine = sum(1 for slot in live.slots if slot.operation and slot.operation.id in owned)
-    return {"live": live, "owned": owned, "slots_mine": mine}
+    mine = sum(1 for slot in live.slots if slot.operation and may_control(request, slot.operation))
+    context = {"live": live, "owned": owned, "slots_mine": mine}
+    if request.user.is_staff:  # client keys are addresses: staff only
+        holders = Counter(slot.operation.client_key for slot in live.slots if slot.operation)
+        context["shares"] = sorted(holders.items(), key=lambda item: (-item[1], item[0]))
+    return context
 
 
 def start_form_context(kind_name: str, form: Any = None, **extra: Any) -> dict[str, Any]:

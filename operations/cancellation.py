@@ -12,6 +12,7 @@ from operations.models import Operation, Status
 def cancel(operation: Operation) -> Operation:
     """Cancel `operation` and return it refreshed; raise OperationFinished if it has ended."""
     with transaction.atomic(), counters.counted():
+        line.serialise()  # before the row lock: the line takes them in that order
         current = Operation.objects.select_for_update().get(pk=operation.pk)
         if current.is_finished:
             raise OperationFinished(current)

@@ -156,6 +156,7 @@ def finish(hold: slots.Hold, outcome: Callable[[], bool]) -> bool:
     while True:
         try:
             with transaction.atomic(), counters.counted():
+                line.serialise()  # before the operation's row: the line's lock order
                 ended = outcome()
                 line.release(hold)
             return ended

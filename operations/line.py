@@ -20,25 +20,26 @@ IMMEDIATE write transaction itself on SQLite. Holders are counted and slots
 claimed under it, so every share and cap holds at every instant across
 processes and two handovers never pick the same waiting operation. A start that
 takes it not (it may not wait, and no share or cap applies to it) changes no
-count a cap reads. Whoever takes it takes it
+count a cap reads. Whoever takes it takes it before any slot or operation row
+(cancelling, finishing, force-releasing included), so that no two transactions
+can each hold what the other waits for. Whoever takes it takes it
 before any slot row, so lock order is the same everywhere.
 """
 
 from __future__ import annotations
 
-import statistics
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from operations import counters, enqueueing, slots
-from operations.estimates import DEFAULT_EXPECTED_SECONDS, expected_free_in, kind_duration
+from operations.estimates import expected_free_in
 from operations.exceptions import (
     ClientShareFull,
     KeyCapFull,
@@ -64,7 +65,11 @@ def serialise() -> None:
 
 @dataclass
 class Holders:
-    """What holds the slots under a live lease as of one moment: by client, kind and key."""
+    """What holds the slots as of one moment: by client, kind and key.
+
+    A holder whose lease ran out still counts until its slot is reclaimed: its
+    worker may only be slow, and would go on once it renews.
+    """
 
     by_client: Counter[str]
     by_kind: Counter[str]
@@ -73,9 +78,9 @@ class Holders:
     @classmethod
     def now(cls, now: datetime) -> Holders:
         rows = list(
-            Slot.objects.held()
-            .exclude(lease_expires_at__lt=now)
-            .values_list("operation__client_key", "operation__kind", "operation__concurrency_key")
+            Slot.objects.held().values_list(
+                "operation__client_key", "operation__kind", "operation__concurrency_key"
+            )
         )
         return cls(
             Counter(client for client, _, _ in rows),
@@ -282,98 +287,3 @@ def fill() -> list[Operation]:
     with transaction.atomic(), counters.counted():
         serialise()
         return hand_over()
-
-
-@dataclass(frozen=True)
-class Place:
-    """A waiting operation's place in line (1 is next) and when it may expect a slot."""
-
-    position: int
-    of: int
-    expected_in_seconds: int
-
-
-def places() -> dict[uuid.UUID, Place]:
-    """Each waiting operation's place, by id, as the line would serve it from now on.
-
-    The turn is played out: operations moved to the front first, then one from
-    each client in turn (least recently served first), each client's own in the
-    order they came. The expected start assumes slots keep freeing as the
-    soonest one is expected to, one holder's typical run apart.
-    """
-    rows = list(
-        in_order(Operation.objects.waiting()).values_list("id", "client_key", "moved_to_front_at")
-    )
-    order = [id for id, _, moved in rows if moved is not None]
-    turns: dict[str, deque[uuid.UUID]] = {}
-    for id, client, moved in rows:
-        if moved is None:
-            turns.setdefault(client, deque()).append(id)
-    clients = deque(turns)
-    while clients:
-        client = clients.popleft()
-        order.append(turns[client].popleft())
-        if turns[client]:
-            clients.append(client)
-    first, spacing = start_estimates()
-    return {
-        id: Place(index + 1, len(order), first + round(index * spacing))
-        for index, id in enumerate(order)
-    }
-
-
-def place_of(operation: Operation) -> Place | None:
-    """`operation`'s place as `places()` gives it, from one row per waiting client.
-
-    Answering a start that joined a long line must not read the line: in each
-    round of the turn every client is served once, so the k-th waiting operation
-    of a client comes after k-1 of every client's (or all of those it has), after
-    the k-th of each client whose turn comes first, and after everything moved to
-    the front.
-    """
-    waiting = Operation.objects.waiting()
-    if not waiting.filter(pk=operation.pk).exists():
-        return None
-    fronted = waiting.exclude(moved_to_front_at=None)
-    total = waiting.count()
-    if operation.moved_to_front_at is not None:
-        ahead = fronted.filter(moved_to_front_at__gt=operation.moved_to_front_at).count()
-        return placed(ahead, total)
-    in_turn = waiting.filter(moved_to_front_at=None)
-    earlier = Q(created_at__lt=operation.created_at) | Q(
-        created_at=operation.created_at, id__lt=operation.id
-    )
-    k = in_turn.filter(earlier, client_key=operation.client_key).count() + 1
-    clients = list(
-        in_turn.values("client_key")
-        .annotate(count=Count("id"), first=Min("created_at"))
-        .values_list("client_key", "count", "first")
-    )
-    served = dict(
-        ClientTurn.objects.filter(client_key__in=[client for client, _, _ in clients]).values_list(
-            "client_key", "served_at"
-        )
-    )
-
-    def turn(client: str, first: datetime) -> tuple[bool, datetime, datetime]:
-        last_served = served.get(client)
-        return (last_served is not None, last_served or first, first)
-
-    mine = turn(operation.client_key, next(f for c, _, f in clients if c == operation.client_key))
-    ahead = fronted.count() + sum(min(count, k - 1) for _, count, _ in clients)
-    ahead += sum(1 for c, count, f in clients if count >= k and turn(c, f) < mine)
-    return placed(ahead, total)
-
-
-def placed(ahead: int, total: int) -> Place:
-    first, spacing = start_estimates()
-    return Place(ahead + 1, total, first + round(ahead * spacing))
-
-
-def start_estimates() -> tuple[int, float]:
-    """Seconds until the next slot is expected to free, and then between two frees."""
-    now = timezone.now()
-    soonest = expected_free_in(now).seconds
-    kinds = set(Slot.objects.held().values_list("operation__kind", flat=True))
-    typical = [kind_duration(kind).seconds for kind in kinds] or [DEFAULT_EXPECTED_SECONDS]
-    return soonest, statistics.median(typical) / max(1, settings.COORDHUB.max_concurrent_operations)

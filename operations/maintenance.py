@@ -12,11 +12,12 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from operations import line, refusals, slots
-from operations.models import Operation, WorkerHeartbeat
+from operations.models import ClientTurn, Operation, WorkerHeartbeat
 
 # Task rows of finished operations are kept this long for inspection, then deleted.
 TASK_ROW_GRACE = timedelta(hours=1)
 STALE_HEARTBEAT = timedelta(days=1)
+STALE_TURN = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def sweep() -> Sweep:
     pruned_operations, _ = Operation.objects.finished_before(cutoff).delete()
     pruned_task_rows = prune_task_rows(cutoff)
     WorkerHeartbeat.objects.filter(last_seen_at__lt=timezone.now() - STALE_HEARTBEAT).delete()
+    # A client's turn a day old is as good as none: it is served among the first either way.
+    ClientTurn.objects.filter(served_at__lt=timezone.now() - STALE_TURN).delete()
     return Sweep(reclaimed, pruned_operations, pruned_task_rows, refusals.prune())
 
 

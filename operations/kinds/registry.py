@@ -44,13 +44,17 @@ class Kind:
         """The concurrency key of cleaned `params` ("" for a kind without one)."""
         if self.concurrency_key is None:
             return ""
-        key = self.concurrency_key(params)
+        try:
+            key = self.concurrency_key(params)
+        except Exception as exc:  # the kind's own code, on parameters it did not expect
+            problem = f"Their concurrency key cannot be worked out ({type(exc).__name__})."
+            raise InvalidParams(self.name, {"params": [problem]}) from exc
         key = "" if key is None else str(key)
-        if len(key) > MOST_KEY_CHARACTERS:
-            raise InvalidParams(
-                self.name,
-                {"params": [f"Their concurrency key is over {MOST_KEY_CHARACTERS} characters."]},
+        if len(key) > MOST_KEY_CHARACTERS or "\x00" in key:
+            problem = (
+                f"Their concurrency key is over {MOST_KEY_CHARACTERS} characters or holds NUL."
             )
+            raise InvalidParams(self.name, {"params": [problem]})
         return key
 
     def validate(self, params: object) -> dict[str, Any]:
@@ -66,7 +70,9 @@ class Kind:
         }
         if errors or not valid:
             raise InvalidParams(self.name, errors)
-        return {key: value for key, value in form.cleaned_data.items() if value is not None}
+        cleaned = {key: value for key, value in form.cleaned_data.items() if value is not None}
+        self.key_of(cleaned)  # a key that cannot be worked out is refused before any spending
+        return cleaned
 
 
 _registry: dict[str, Kind] = {}

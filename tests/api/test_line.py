@@ -116,3 +116,17 @@ def test_a_waiting_operation_can_be_cancelled_and_is_never_started(client):
     assert cancelled.json()["status"] == "cancelled"
     assert Operation.objects.get(pk=waiting["id"]).started_at is None
     assert not slots.holds_of(waiting["id"])
+
+
+def test_a_waiting_operations_etag_does_not_move_with_its_expected_start(client):
+    from api.shapes import etag_of
+
+    start(client)
+    body = start(client, "wait").json()
+    later = body | {"line": body["line"] | {"expected_start_in_seconds": 3}}
+    served = body | {"line": body["line"] | {"position": 2}}
+
+    assert etag_of(later) == etag_of(body)
+    assert etag_of(served) != etag_of(body)
+    shown = client.get(f"/api/operations/{body['id']}", headers={"If-None-Match": etag_of(body)})
+    assert shown.status_code == 304

@@ -198,3 +198,16 @@ def test_a_redis_counter_expires_with_its_window_and_refunds_never_go_below_zero
     assert limits.refund(usage).count == 0
     assert raw.exists(key) == 0
     assert limits.peek(anonymous_request(), limits.START).count == 0
+
+
+@pytest.mark.django_db
+def test_a_refund_whose_connection_was_closed_is_not_sent_again(on_redis, sent):
+    spent = limits.spend(anonymous_request(), limits.START)
+    on_redis.client.get_client(write=True).client_kill_filter(_type="normal", skipme=True)
+    sent.clear()
+
+    kept = limits.refund(spent)  # failed, logged: the start stays spent rather than twice given
+
+    assert kept.count == 1
+    assert [name for name in sent if name.startswith("EVAL")] == ["EVALSHA"]
+    assert limits.peek(anonymous_request(), limits.START).count == 1

@@ -302,3 +302,35 @@ def test_a_client_at_its_share_is_told_so_in_the_form(client, configure):
     assert response.status_code == 429
     assert "This client already holds 1 of the slots" in response.content.decode()
     assert "You hold <strong>1</strong> of the 1 slot one client may hold at once." in live
+
+
+def test_staff_see_each_clients_share_and_others_only_their_own(client, admin_client, configure):
+    configure(max_concurrent_operations=3, max_slots_per_client=2)
+    admit("simulated", {}, client_key="ip:192.0.2.1")
+    admit("simulated", {}, client_key="ip:192.0.2.1")
+    admit("simulated", {}, client_key="ip:192.0.2.2")
+
+    staff = admin_client.get("/dashboard/live/").content.decode()
+    anyone = client.get("/dashboard/live/").content.decode()
+
+    assert '<li><span class="mono">ip:192.0.2.1</span> holds 2 of 2</li>' in staff
+    assert '<li><span class="mono">ip:192.0.2.2</span> holds 1 of 2</li>' in staff
+    assert 'data-testid="shares"' not in anyone
+    assert "192.0.2" not in anyone
+
+
+def test_the_line_changing_changes_the_state_version_and_waiting_rows_leave_the_table(client):
+    from operations import line
+
+    admit("simulated", {}, client_key="ip:a"), admit("simulated", {}, client_key="ip:b")
+    first = client.get("/dashboard/live/")[STATE]
+    waiting = admit("simulated", {}, client_key="ip:c", when_busy="wait")
+    joined = client.get("/dashboard/live/")
+    behind = admit("simulated", {}, client_key="ip:d", when_busy="wait")
+    client.get("/dashboard/live/")
+    before_move = client.get("/dashboard/live/")[STATE]
+    line.move_to_front(Operation.objects.filter(pk=behind.pk))
+    moved = client.get("/dashboard/live/")[STATE]
+
+    assert len({first, joined[STATE], before_move, moved}) == 4
+    assert f'id="op-{waiting.id}"' not in joined.content.decode()  # in the line's panel only

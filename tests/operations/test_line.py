@@ -11,10 +11,17 @@ from django_tasks_db.models import DBTaskResult
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
-from operations import counters, line, slots
+from operations import counters, line, places, slots
 from operations.admission import admit
 from operations.cancellation import cancel
-from operations.exceptions import ClientShareFull, KeyCapFull, KindCapFull, LineFull, NoFreeSlot
+from operations.exceptions import (
+    ClientShareFull,
+    InvalidParams,
+    KeyCapFull,
+    KindCapFull,
+    LineFull,
+    NoFreeSlot,
+)
 from operations.maintenance import sweep
 from operations.models import ClientTurn, Operation, Slot, Status
 
@@ -106,11 +113,11 @@ def test_places_play_the_turns_out():
     a = [start("ip:a") for _ in range(3)]
     b = start("ip:b")
 
-    places = line.places()
+    placed = places.places()
 
-    assert [places[operation.id].position for operation in [a[0], b, a[1], a[2]]] == [1, 2, 3, 4]
-    assert {place.of for place in places.values()} == {4}
-    assert places[a[0].id].expected_in_seconds <= places[a[2].id].expected_in_seconds
+    assert [placed[operation.id].position for operation in [a[0], b, a[1], a[2]]] == [1, 2, 3, 4]
+    assert {place.of for place in placed.values()} == {4}
+    assert placed[a[0].id].expected_in_seconds <= placed[a[2].id].expected_in_seconds
 
 
 def test_a_client_at_its_share_is_refused_or_waits_while_another_client_is_admitted(configure):
@@ -287,8 +294,88 @@ def test_one_operations_place_is_its_place_in_the_whole_line_played_out(lines, s
             client_key=f"ip:{client}", served_at=moment - timedelta(minutes=minutes)
         )
 
-    whole = line.places()
+    whole = places.places()
 
     for operation in Operation.objects.all():
-        assert line.place_of(operation) == whole[operation.id]
+        assert places.place_of(operation) == whole[operation.id]
     assert sorted(place.position for place in whole.values()) == list(range(1, len(lines) + 1))
+
+
+def test_a_holder_past_its_lease_still_counts_against_its_cap_until_reclaimed(capped_kinds):
+    slow = admit("report", {"account": "acme"}, client_key="ip:a")
+    # Its worker is slow, not dead: it may still renew, so its key stays taken.
+    Slot.objects.filter(operation=slow).update(lease_expires_at=timezone.now() - timedelta(1))
+
+    with pytest.raises(KeyCapFull):
+        admit("report", {"account": "acme"}, client_key="ip:b")
+
+    assert Slot.objects.held().count() == 1
+
+
+def test_a_concurrency_key_that_cannot_be_worked_out_is_refused_as_invalid_params():
+    from django import forms
+
+    from operations.kinds import register, unregister
+
+    class Params(forms.Form):
+        number = forms.IntegerField(required=False)
+
+    register("keyed-by-number", Params, concurrency_key=lambda params: params["number"])(
+        lambda context, **params: None
+    )
+    register("keyed-with-nul", Params, concurrency_key=lambda params: "a\x00b")(
+        lambda context, **params: None
+    )
+    try:
+        with pytest.raises(InvalidParams, match="concurrency key cannot be worked out"):
+            admit("keyed-by-number", {}, client_key="ip:a")  # an unset number is left out
+        with pytest.raises(InvalidParams, match="holds NUL"):
+            admit("keyed-with-nul", {}, client_key="ip:a")
+    finally:
+        unregister("keyed-by-number")
+        unregister("keyed-with-nul")
+    assert not Operation.objects.exists()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_while_a_start_joins_the_line_never_deadlocks(configure, monkeypatch):
+    """Cancel locks its operation's row and later frees the slot for the line; a start that
+    may wait takes the line's lock and may fail that same operation, its lease run out."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    configure(max_concurrent_operations=1)
+    queued = start("ip:x")
+    Slot.objects.filter(operation=queued).update(lease_expires_at=timezone.now() - timedelta(1))
+    release_operation = line.release_operation
+
+    def slowly(operation_id):
+        time.sleep(1.0)  # between the row lock and the line's lock, as a busy database may
+        return release_operation(operation_id)
+
+    monkeypatch.setattr(line, "release_operation", slowly)
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, call, delay: float) -> None:
+        time.sleep(delay)
+        try:
+            call()
+            outcomes[name] = "ok"
+        except Exception as exc:
+            outcomes[name] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=("cancel", lambda: cancel(queued), 0)),
+        threading.Thread(target=run, args=("start", lambda: start("ip:y"), 0.3)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes == {"cancel": "ok", "start": "ok"}
