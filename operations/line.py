@@ -96,29 +96,36 @@ class Holders:
 
     def refusal_for(self, operation: Operation, kind: Kind, now: datetime) -> NoFreeSlot | None:
         """Why `operation` may not take a slot now beside these holders, or None."""
-        # A share as large as the pool binds only as the pool does: call that a full pool.
-        if shares_bind() and self.by_client[operation.client_key] >= share():
+        if self.client_full(operation.client_key):
             return ClientShareFull(share(), expected_free_in(now))
-        if kind.max_concurrent is not None and self.by_kind[kind.name] >= kind.max_concurrent:
+        if self.kind_full(kind):
             return KindCapFull(kind.name, kind.max_concurrent, expected_free_in(now))
-        key = operation.concurrency_key
-        if key and self.by_key[kind.name, key] >= kind.max_per_key:
+        if self.key_full(kind, operation.concurrency_key):
             return KeyCapFull(kind.name, kind.max_per_key, expected_free_in(now))
         return None
 
     def ineligible(self) -> Q:
         """The waiting operations that may not take a slot now: at a share or a cap."""
-        blocked = Q(client_key__in=[c for c, held in self.by_client.items() if held >= share()])
-        for name in {name for name in self.by_kind} | {name for name, _ in self.by_key}:
-            kind = registered(name)
-            if kind is None:
-                continue
-            if kind.max_concurrent is not None and self.by_kind[name] >= kind.max_concurrent:
+        blocked = Q(
+            client_key__in=[client for client in self.by_client if self.client_full(client)]
+        )
+        for name in self.by_kind:
+            if (kind := registered(name)) and self.kind_full(kind):
                 blocked |= Q(kind=name)
-            for (key_kind, key), held in self.by_key.items():
-                if key_kind == name and held >= kind.max_per_key:
-                    blocked |= Q(kind=name, concurrency_key=key)
+        for name, key in self.by_key:
+            if (kind := registered(name)) and self.key_full(kind, key):
+                blocked |= Q(kind=name, concurrency_key=key)
         return blocked
+
+    def client_full(self, client_key: str) -> bool:
+        # A share as large as the pool binds only as the pool does: call that a full pool.
+        return shares_bind() and self.by_client[client_key] >= share()
+
+    def kind_full(self, kind: Kind) -> bool:
+        return kind.max_concurrent is not None and self.by_kind[kind.name] >= kind.max_concurrent
+
+    def key_full(self, kind: Kind, key: str) -> bool:
+        return bool(key) and self.by_key[kind.name, key] >= kind.max_per_key
 
 
 def registered(name: str) -> Kind | None:

@@ -24,6 +24,7 @@ from operations.exceptions import (
 )
 from operations.maintenance import sweep
 from operations.models import ClientTurn, Operation, Slot, Status
+from tests.operations.racer import register_capped_kinds
 
 pytestmark = pytest.mark.django_db
 
@@ -201,33 +202,22 @@ def test_a_raised_limit_fills_from_the_line_at_the_next_sweep(configure):
 
 @pytest.fixture
 def capped_kinds():
-    """ "export": one at a time; "report": one at a time per account."""
-    from django import forms
+    """ "capped": one at a time; "keyed": one at a time per account."""
+    from operations.kinds import unregister
 
-    from operations.kinds import register, unregister
-
-    class ExportParams(forms.Form):
-        pass
-
-    class ReportParams(forms.Form):
-        account = forms.CharField(max_length=64)
-
-    register("export", ExportParams, max_concurrent=1)(lambda context: None)
-    register("report", ReportParams, concurrency_key=lambda params: params["account"])(
-        lambda context, account: None
-    )
+    register_capped_kinds()
     yield
-    unregister("export")
-    unregister("report")
+    unregister("capped")
+    unregister("keyed")
 
 
 def test_a_kind_at_its_cap_is_refused_or_waits_while_other_kinds_start(configure, capped_kinds):
     configure(max_concurrent_operations=3)
-    first = admit("export", {}, client_key="ip:a")
+    first = admit("capped", {}, client_key="ip:a")
 
     with pytest.raises(KindCapFull) as refused:
-        admit("export", {}, client_key="ip:b")
-    waiting = admit("export", {}, client_key="ip:b", when_busy="wait")
+        admit("capped", {}, client_key="ip:b")
+    waiting = admit("capped", {}, client_key="ip:b", when_busy="wait")
     other = start("ip:c", when_busy="refuse")
 
     assert refused.value.code == "kind_limit"
@@ -240,12 +230,12 @@ def test_a_kind_at_its_cap_is_refused_or_waits_while_other_kinds_start(configure
 
 def test_one_report_per_account_at_a_time(configure, capped_kinds):
     configure(max_concurrent_operations=3)
-    first = admit("report", {"account": "acme"}, client_key="ip:a")
+    first = admit("keyed", {"account": "acme"}, client_key="ip:a")
 
     with pytest.raises(KeyCapFull) as refused:
-        admit("report", {"account": "acme"}, client_key="ip:b")
-    same = admit("report", {"account": "acme"}, client_key="ip:b", when_busy="wait")
-    other = admit("report", {"account": "globex"}, client_key="ip:b")
+        admit("keyed", {"account": "acme"}, client_key="ip:b")
+    same = admit("keyed", {"account": "acme"}, client_key="ip:b", when_busy="wait")
+    other = admit("keyed", {"account": "globex"}, client_key="ip:b")
 
     assert refused.value.code == "key_limit"
     assert first.concurrency_key == "acme"
@@ -253,8 +243,8 @@ def test_one_report_per_account_at_a_time(configure, capped_kinds):
 
 
 def test_a_waiting_operation_at_its_kinds_cap_is_passed_over_for_the_next(capped_kinds):
-    running_export, running = admit("export", {}, client_key="ip:a"), start("ip:b")
-    blocked = admit("export", {}, client_key="ip:c", when_busy="wait")
+    running_export, running = admit("capped", {}, client_key="ip:a"), start("ip:b")
+    blocked = admit("capped", {}, client_key="ip:c", when_busy="wait")
     next_one = start("ip:d")
 
     end(running)
@@ -302,12 +292,12 @@ def test_one_operations_place_is_its_place_in_the_whole_line_played_out(lines, s
 
 
 def test_a_holder_past_its_lease_still_counts_against_its_cap_until_reclaimed(capped_kinds):
-    slow = admit("report", {"account": "acme"}, client_key="ip:a")
+    slow = admit("keyed", {"account": "acme"}, client_key="ip:a")
     # Its worker is slow, not dead: it may still renew, so its key stays taken.
     Slot.objects.filter(operation=slow).update(lease_expires_at=timezone.now() - timedelta(1))
 
     with pytest.raises(KeyCapFull):
-        admit("report", {"account": "acme"}, client_key="ip:b")
+        admit("keyed", {"account": "acme"}, client_key="ip:b")
 
     assert Slot.objects.held().count() == 1
 
