@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import BaseCache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
@@ -161,35 +164,48 @@ def cache_call[T](call: Callable[[], T]) -> T:
 class CacheCounter:
     """Counters through Django's cache API: in process for local memory, any cache else."""
 
+    def __init__(self, backend: BaseCache) -> None:
+        self.cache = backend
+
     def add(self, keys: list[str]) -> list[int]:
         return [self.add_one(key) for key in keys]
 
     def add_one(self, key: str) -> int:
         try:
-            return cache.incr(key)
+            return self.cache.incr(key)
         except ValueError:  # no counter yet in this window
-            if cache.add(key, 1, EXPIRY_SECONDS):
+            if self.cache.add(key, 1, EXPIRY_SECONDS):
                 return 1
-            return cache.incr(key)  # another request created it first
+            return self.cache.incr(key)  # another request created it first
 
     def get(self, key: str) -> int | None:
-        return cache.get(key, 0)
+        return self.cache.get(key, 0)
 
     def refund(self, key: str) -> int:
         try:
-            if cache.get(key, 0) > 0:
-                return cache.decr(key)
+            if self.cache.get(key, 0) > 0:
+                return self.cache.decr(key)
         except ValueError:  # the window expired meanwhile: nothing to give back
             pass
         return 0
 
 
-IN_PROCESS = CacheCounter()
-
-
+@cache
 def counter() -> CacheCounter | RedisCounter:
-    """The counter for the default cache: the one-round-trip one for coordhub's Redis cache."""
-    default = caches[DEFAULT_CACHE_ALIAS]
-    if isinstance(default, RedisCache):
-        return RedisCounter.of(default, EXPIRY_SECONDS)
-    return IN_PROCESS
+    """The counter for the default cache, made once: the one-round-trip one for Redis.
+
+    Django makes a cache object per request context, which under ASGI is one per
+    request, and making a django-redis one cost as much as the count itself (row 4 of
+    `make bench`). A counter holds no per-request state, so it keeps a cache object
+    of its own for the process, made afresh only when the CACHES setting changes.
+    """
+    backend = caches.create_connection(DEFAULT_CACHE_ALIAS)
+    if isinstance(backend, RedisCache):
+        return RedisCounter(backend, EXPIRY_SECONDS)
+    return CacheCounter(backend)
+
+
+@receiver(setting_changed)
+def forget_counter(*, setting: str, **kwargs: object) -> None:
+    if setting == "CACHES":
+        counter.cache_clear()

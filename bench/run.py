@@ -75,7 +75,7 @@ class Budget:
     history_requests: int  # per run of each read, 5 runs at each history size
 
 
-DEFAULT = Budget(4, 2, 1, 300, 20, 40, 3, 20, 100)
+DEFAULT = Budget(8, 2, 1, 300, 20, 40, 3, 20, 100)
 QUICK = Budget(1, 1, 1, 60, 10, 16, 2, 10, 10)
 
 

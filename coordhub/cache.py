@@ -14,7 +14,7 @@ class RedisCache(DjangoRedisCache):
     Django keeps one cache object per request context, which under ASGI is one per
     request. django-redis already shares its connection pool between them, but each
     object builds its own client (serializer, compressor, connection factory) on
-    first use: a cost every rate-limited request paid for nothing.
+    first use: a cost every request that used the cache paid for nothing.
     """
 
     clients: ClassVar[dict[str, Any]] = {}

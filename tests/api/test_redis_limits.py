@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import signal
+import socket
+import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -14,6 +19,7 @@ from django.test import RequestFactory, override_settings
 
 from api import limits
 from coordhub.testing.services import RedisServer
+from operations.exceptions import RateLimitUnavailable
 from tests.live import LiveServer
 
 BURST = 200
@@ -211,3 +217,80 @@ def test_a_refund_whose_connection_was_closed_is_not_sent_again(on_redis, sent):
     assert kept.count == 1
     assert [name for name in sent if name.startswith("EVAL")] == ["EVALSHA"]
     assert limits.peek(anonymous_request(), limits.START).count == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("backend", ["locmem", "redis"])
+def test_counting_makes_no_cache_object_per_request(backend, redis_url, configure, monkeypatch):
+    """Under ASGI each request is a context of its own, where Django makes a new cache object."""
+    configure(enable_rate_limiting=True, requests_per_minute=100, allow_anonymous=True)
+    settings = {
+        "locmem": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        "redis": redis_cache_settings(redis_url),
+    }[backend]
+    with override_settings(CACHES=settings):
+        limits.spend(anonymous_request(), limits.START)
+        made = []
+        backend_class = type(caches["default"])
+        make = backend_class.__init__
+
+        def recorded(cache, *args, **kwargs):
+            made.append(cache)
+            make(cache, *args, **kwargs)
+
+        monkeypatch.setattr(backend_class, "__init__", recorded)
+        counts = [
+            contextvars.Context().run(limits.spend, anonymous_request(), limits.START).count
+            for _ in range(3)
+        ]
+
+    assert counts == [2, 3, 4]
+    assert made == []
+
+
+@pytest.fixture
+def on_paused_redis(redis_server, configure):
+    """Counters on the module's Redis, read with a 0.5 s timeout; `pause` freezes the server."""
+    configure(enable_rate_limiting=True, requests_per_minute=10, allow_anonymous=True)
+    settings = redis_cache_settings(redis_server.url)
+    settings["default"]["OPTIONS"] = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 0.5}
+    with override_settings(CACHES=settings):
+        caches["default"].clear()
+        yield lambda: redis_server.process.send_signal(signal.SIGSTOP)
+    redis_server.process.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.django_db
+def test_a_redis_that_stops_answering_fails_a_count_after_one_socket_timeout(
+    on_paused_redis, redis_server
+):
+    limits.spend(anonymous_request(), limits.START)  # leaves an idle connection to reuse
+    pause = on_paused_redis
+
+    pause()
+    began = time.monotonic()
+    with pytest.raises(RateLimitUnavailable):
+        limits.spend(anonymous_request(), limits.START)
+    waited = time.monotonic() - began
+    redis_server.process.send_signal(signal.SIGCONT)
+    usage = limits.spend(anonymous_request(), limits.START)
+
+    assert 0.45 <= waited < 0.95  # one timeout, never a second try on a new connection
+    # Redis made the count that timed out once it woke; the timed-out connection was
+    # dropped, so its late reply is never read as the answer to a later count.
+    assert usage.count == 3
+
+
+@pytest.mark.django_db
+def test_the_counters_sockets_wait_in_the_kernel_not_in_a_poll_before_each_call(on_redis):
+    limits.spend(anonymous_request(), limits.START)
+
+    connection = limits.counter().connections.idle[0]
+    seconds = connection.socket_timeout  # the cache's SOCKET_TIMEOUT, else redis-py's default
+    sock = connection._sock
+    receive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("@ll"))
+    send = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.calcsize("@ll"))
+
+    assert sock.gettimeout() is None  # blocking: no poll before each send and receive
+    assert seconds
+    assert struct.unpack("@ll", receive) == struct.unpack("@ll", send) == (seconds, 0)
